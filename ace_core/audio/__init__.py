@@ -1,0 +1,1 @@
+"""Audio DSP helpers (resampling, mel) with no torchaudio dependency."""

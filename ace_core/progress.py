@@ -1,0 +1,38 @@
+"""Progress and interruption for long loops.
+
+Every long loop in the core takes ``progress: ProgressHook | None``: a callable
+``hook(done, total)`` called after each unit of work. A hook interrupts the loop by
+raising (ComfyUI's interrupt exception, ``KeyboardInterrupt``, ...). ``None`` is silent.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, Optional
+
+ProgressHook = Callable[[int, int], None]
+
+
+def report(progress: Optional[ProgressHook], done: int, total: int) -> None:
+    """Call ``progress(done, total)`` when a hook is given."""
+    if progress is not None:
+        progress(done, total)
+
+
+class ConsoleProgress:
+    """A plain one-line progress display for the CLI and scripts (stderr)."""
+
+    def __init__(self, label: str, stream=None):
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.start = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        elapsed = time.monotonic() - self.start
+        width = 24
+        filled = int(width * done / max(total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        end = "\n" if done >= total else ""
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {elapsed:6.1f}s{end}")
+        self.stream.flush()
