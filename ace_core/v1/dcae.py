@@ -1,0 +1,619 @@
+"""Music DCAE: the deep-compression autoencoder ACE-Step v1 uses between log-mel and latent.
+
+This is our own implementation of the architecture of diffusers' ``AutoencoderDC`` (DC-AE, the
+SANA autoencoder) as configured by ACE-Step v1's ``music_dcae_f8c8`` folder. It is the *bare*
+autoencoder: the mel normalisation and the latent shift/scale (``(z + 1.9091) * 0.1786``) live in
+the MusicVAE wrapper (``ace_core/v1/music_vae.py``), not here.
+
+Shapes for the ACE config (2 input channels = stereo, 128 mel bins, T mel frames)::
+
+    encoder: mel (B, 2, 128, T)   -> z   (B, 8, 16, T/8)
+    decoder: z   (B, 8, 16, T/8)  -> mel (B, 2, 128, T)
+
+Architecture (per stage ``i`` with ``block_out_channels[i]`` channels):
+
+* ``ResBlock``: ``x + norm(conv2(act(conv1(x))))`` (3x3 convs, ``conv2`` without bias; RMS norm
+  over channels with weight and bias, eps 1e-5).
+* ``EfficientViTBlock``: multiscale ReLU linear attention (``attn``, residual) followed by a
+  gated inverted-bottleneck conv ``GLUMBConv`` (``conv_out``, residual).
+
+  Attention: ``q, k, v`` are 1x1 projections (no bias) stacked on the channel axis as
+  ``[q | k | v]``; every multiscale branch adds a depthwise kxk conv followed by a grouped 1x1
+  conv of that stack. The concatenation ``[stack, branch_1, ...]`` is then cut into consecutive
+  groups of ``3 * attention_head_dim`` channels, each group split into its own ``(q, k, v)``
+  thirds (this reproduces the reference layout exactly, even though a group then mixes channels
+  of several projection "heads"). With ReLU on q and k, per group::
+
+      out[:, n] = sum_m v[:, m] (k_m . q_n) / (sum_m k_m . q_n + 1e-15)
+
+  computed as ``(V_pad K^T) Q`` in float32 ("linear" form) when ``H*W > attention_head_dim``,
+  otherwise through the explicit ``N x N`` score matrix ("quadratic" form), as the reference does.
+  Output: 1x1 projection ``to_out`` (no bias), RMS norm, residual.
+* Down-sampling between encoder stages (``downsample_block_type="Conv"``): a stride-2 3x3 conv
+  plus a shortcut that pixel-unshuffles the input and averages channel groups.
+* Up-sampling between decoder stages (``upsample_block_type="interpolate"``): nearest x2 then a
+  3x3 conv, plus a shortcut that repeats channels and pixel-shuffles.
+* Encoder output shortcut: ``conv_out(h) + mean over channel groups of h``.
+  Decoder input shortcut: ``conv_in(z) + z repeated channel-wise``.
+  Decoder head: RMS norm (weight+bias) -> ReLU -> 3x3 conv.
+
+Parameter names equal the published checkpoint keys (``encoder.conv_in.weight``,
+``encoder.down_blocks.3.0.attn.to_qkv_multiscale.0.proj_in.weight``, ``decoder.up_blocks.0.0.conv``,
+``decoder.norm_out.weight`` ...), so a file loads by prefix stripping only.
+
+Precision: every module runs in the parameters' dtype (float32, bfloat16 or float16). As in the
+reference, RMS norm statistics and the linear attention are computed in float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InputError
+
+__all__ = [
+    "DCAEConfig",
+    "MusicDCAEAutoencoder",
+    "DCAEEncoder",
+    "DCAEDecoder",
+    "ChannelRMSNorm",
+    "ResBlock",
+    "EfficientViTBlock",
+    "MultiscaleLinearAttention",
+    "GLUMBConv",
+    "DCDownBlock2d",
+    "DCUpBlock2d",
+]
+
+_BLOCK_TYPES = ("ResBlock", "EfficientViTBlock")
+_NORM_TYPES = ("rms_norm", "batch_norm")
+_ACTIVATIONS = {"silu": nn.SiLU, "swish": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "mish": nn.Mish}
+
+
+# ------------------------------------------------------------------------------------------------
+# Config
+# ------------------------------------------------------------------------------------------------
+
+
+def _per_stage(value: Union[str, Sequence[str]], n: int, name: str) -> tuple:
+    """A per-stage setting given either once (a string) or per stage (a list of ``n``)."""
+    if isinstance(value, str):
+        return (value,) * n
+    value = tuple(value)
+    if len(value) != n:
+        raise InputError(f"DCAE config: {name} has {len(value)} entries, expected one per stage ({n})")
+    return value
+
+
+@dataclass
+class DCAEConfig:
+    """``AutoencoderDC`` hyper-parameters under the diffusers kwarg names.
+
+    Defaults are the ACE-Step v1 ``music_dcae_f8c8`` config (f8, 8 latent channels, 4 stages).
+    ``scaling_factor`` is stored for completeness; ACE-Step never uses it (it applies its own
+    shift/scale in the MusicVAE wrapper).
+    """
+
+    in_channels: int = 2
+    latent_channels: int = 8
+    attention_head_dim: int = 32
+    encoder_block_types: Union[str, tuple] = ("ResBlock", "ResBlock", "ResBlock", "EfficientViTBlock")
+    decoder_block_types: Union[str, tuple] = ("ResBlock", "ResBlock", "ResBlock", "EfficientViTBlock")
+    encoder_block_out_channels: tuple = (128, 256, 512, 1024)
+    decoder_block_out_channels: tuple = (128, 256, 512, 1024)
+    encoder_layers_per_block: tuple = (2, 2, 3, 3)
+    decoder_layers_per_block: tuple = (3, 3, 3, 3)
+    encoder_qkv_multiscales: tuple = ((), (), (5,), (5,))
+    decoder_qkv_multiscales: tuple = ((), (), (5,), (5,))
+    upsample_block_type: str = "interpolate"
+    downsample_block_type: str = "Conv"
+    decoder_norm_types: Union[str, tuple] = "rms_norm"
+    decoder_act_fns: Union[str, tuple] = "silu"
+    encoder_out_shortcut: bool = True
+    decoder_in_shortcut: bool = True
+    decoder_conv_act_fn: str = "relu"
+    scaling_factor: float = 0.41407
+
+    def __post_init__(self):
+        # Lists from JSON -> tuples; nested multiscales -> tuples of ints.
+        for name in ("encoder_block_out_channels", "decoder_block_out_channels",
+                     "encoder_layers_per_block", "decoder_layers_per_block"):
+            setattr(self, name, tuple(int(v) for v in getattr(self, name)))
+        for name in ("encoder_qkv_multiscales", "decoder_qkv_multiscales"):
+            setattr(self, name, tuple(tuple(int(k) for k in ks) for ks in getattr(self, name)))
+        for name in ("encoder_block_types", "decoder_block_types", "decoder_norm_types", "decoder_act_fns"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                setattr(self, name, tuple(value))
+        self.validate()
+
+    @classmethod
+    def from_reference(cls, cfg: dict) -> "DCAEConfig":
+        """Build from a diffusers ``config.json`` / fixture ``config`` dict.
+
+        Keys that are not ``AutoencoderDC`` kwargs (``_class_name``, ``_diffusers_version`` ...)
+        are ignored; missing keys take the ACE defaults.
+        """
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in cfg.items() if k in names and v is not None})
+
+    def to_dict(self) -> dict:
+        """The config as a JSON-able dict under the diffusers names."""
+        out = asdict(self)
+        for k, v in out.items():
+            if isinstance(v, tuple):
+                out[k] = [list(x) if isinstance(x, tuple) else x for x in v]
+        return out
+
+    # --- resolved per-stage settings ---------------------------------------------------------
+    def encoder_stage_block_types(self) -> tuple:
+        return _per_stage(self.encoder_block_types, len(self.encoder_block_out_channels), "encoder_block_types")
+
+    def decoder_stage_block_types(self) -> tuple:
+        return _per_stage(self.decoder_block_types, len(self.decoder_block_out_channels), "decoder_block_types")
+
+    def decoder_stage_norm_types(self) -> tuple:
+        return _per_stage(self.decoder_norm_types, len(self.decoder_block_out_channels), "decoder_norm_types")
+
+    def decoder_stage_act_fns(self) -> tuple:
+        return _per_stage(self.decoder_act_fns, len(self.decoder_block_out_channels), "decoder_act_fns")
+
+    @property
+    def spatial_compression_ratio(self) -> int:
+        """Down-sampling factor of both spatial axes (8 for ACE: 128 mel bins -> 16, T -> T/8)."""
+        return 2 ** (len(self.encoder_block_out_channels) - 1)
+
+    def validate(self) -> None:
+        """Raise ``InputError`` naming the first inconsistent field."""
+        n_enc, n_dec = len(self.encoder_block_out_channels), len(self.decoder_block_out_channels)
+        if n_enc < 1 or n_dec < 1:
+            raise InputError("DCAE config: encoder/decoder_block_out_channels must have at least one stage")
+        for name, n in (("encoder_layers_per_block", n_enc), ("encoder_qkv_multiscales", n_enc),
+                        ("decoder_layers_per_block", n_dec), ("decoder_qkv_multiscales", n_dec)):
+            if len(getattr(self, name)) != n:
+                raise InputError(
+                    f"DCAE config: {name} has {len(getattr(self, name))} entries, expected {n} (one per stage)"
+                )
+        for name, types in (("encoder_block_types", self.encoder_stage_block_types()),
+                            ("decoder_block_types", self.decoder_stage_block_types())):
+            bad = [t for t in types if t not in _BLOCK_TYPES]
+            if bad:
+                raise InputError(f"DCAE config: {name} contains {bad}; allowed {list(_BLOCK_TYPES)}")
+        bad = [t for t in self.decoder_stage_norm_types() if t not in _NORM_TYPES]
+        if bad:
+            raise InputError(f"DCAE config: decoder_norm_types contains {bad}; allowed {list(_NORM_TYPES)}")
+        for name, acts in (("decoder_act_fns", self.decoder_stage_act_fns()),
+                           ("decoder_conv_act_fn", (self.decoder_conv_act_fn,))):
+            bad = [a for a in acts if a.lower() not in _ACTIVATIONS]
+            if bad:
+                raise InputError(f"DCAE config: {name} contains {bad}; allowed {sorted(_ACTIVATIONS)}")
+        if self.downsample_block_type not in ("Conv", "pixel_unshuffle"):
+            raise InputError(
+                f"DCAE config: downsample_block_type {self.downsample_block_type!r}; allowed 'Conv', 'pixel_unshuffle'"
+            )
+        if self.upsample_block_type not in ("interpolate", "pixel_shuffle"):
+            raise InputError(
+                f"DCAE config: upsample_block_type {self.upsample_block_type!r}; allowed 'interpolate', 'pixel_shuffle'"
+            )
+        if self.encoder_out_shortcut and self.encoder_block_out_channels[-1] % self.latent_channels:
+            raise InputError("DCAE config: encoder_out_shortcut needs encoder_block_out_channels[-1] "
+                             "divisible by latent_channels")
+        if self.decoder_in_shortcut and self.decoder_block_out_channels[-1] % self.latent_channels:
+            raise InputError("DCAE config: decoder_in_shortcut needs decoder_block_out_channels[-1] "
+                             "divisible by latent_channels")
+
+
+# ------------------------------------------------------------------------------------------------
+# Building blocks
+# ------------------------------------------------------------------------------------------------
+
+
+def _activation(name: str) -> nn.Module:
+    return _ACTIVATIONS[name.lower()]()
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Upcast half precision to float32; float32/float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _pointwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Apply a bias-free ``nn.Linear`` weight ``(C_out, C_in)`` over the channel axis of (B, C_in, H, W)."""
+    return F.conv2d(x, weight[:, :, None, None])  # (B, C_out, H, W)
+
+
+class ChannelRMSNorm(nn.Module):
+    """RMS norm over the channel axis of an NCHW tensor, with per-channel weight and bias.
+
+    ``y = x / sqrt(mean_c(x^2) + eps) * weight + bias``. The statistics are taken in float32; with
+    half-precision weights the normalised tensor is cast to the weight dtype before the affine
+    step (the reference ``RMSNorm`` semantics, applied channel-last there).
+    """
+
+    def __init__(self, num_channels: int, eps: float = 1e-5, bias: bool = True, dtype=None, device=None):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(num_channels, dtype=dtype, device=device))
+        self.bias = nn.Parameter(torch.zeros(num_channels, dtype=dtype, device=device)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, H, W) -> (B, C, H, W)."""
+        variance = _at_least_fp32(x).pow(2).mean(dim=1, keepdim=True)  # (B, 1, H, W) float32
+        y = x * torch.rsqrt(variance + self.eps)  # promoted to float32
+        if self.weight.dtype in (torch.float16, torch.bfloat16):
+            y = y.to(self.weight.dtype)
+        y = y * self.weight[:, None, None]
+        if self.bias is not None:
+            y = y + self.bias[:, None, None]
+        return y
+
+
+def _make_norm(norm_type: str, channels: int, dtype=None, device=None) -> nn.Module:
+    """Per-channel norm of an NCHW tensor: ``rms_norm`` (weight+bias, eps 1e-5) or ``batch_norm``."""
+    if norm_type == "rms_norm":
+        return ChannelRMSNorm(channels, eps=1e-5, bias=True, dtype=dtype, device=device)
+    if norm_type == "batch_norm":
+        return nn.BatchNorm2d(channels, eps=1e-5, dtype=dtype, device=device)
+    raise InputError(f"DCAE: norm type {norm_type!r} is not supported; allowed {list(_NORM_TYPES)}")
+
+
+class ResBlock(nn.Module):
+    """``x + norm(conv2(act(conv1(x))))``; (B, C, H, W) -> (B, C, H, W)."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm_type: str = "rms_norm", act_fn: str = "silu",
+                 dtype=None, device=None):
+        super().__init__()
+        kw = dict(dtype=dtype, device=device)
+        self.nonlinearity = _activation(act_fn)
+        self.conv1 = nn.Conv2d(in_channels, in_channels, 3, 1, 1, **kw)
+        self.conv2 = nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=False, **kw)
+        self.norm = _make_norm(norm_type, out_channels, **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(self.nonlinearity(self.conv1(x)))
+        return self.norm(h) + x
+
+
+class MultiscaleProjection(nn.Module):
+    """One multiscale branch of the qkv stack: depthwise kxk conv, then grouped 1x1 conv.
+
+    (B, 3I, H, W) -> (B, 3I, H, W) with ``I = heads * head_dim``; the 1x1 conv has ``3 * heads``
+    groups. Both convs have no bias.
+    """
+
+    def __init__(self, channels: int, num_heads: int, kernel_size: int, dtype=None, device=None):
+        super().__init__()
+        kw = dict(dtype=dtype, device=device)
+        stacked = 3 * channels
+        self.proj_in = nn.Conv2d(stacked, stacked, kernel_size, padding=kernel_size // 2, groups=stacked,
+                                 bias=False, **kw)
+        self.proj_out = nn.Conv2d(stacked, stacked, 1, groups=3 * num_heads, bias=False, **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj_out(self.proj_in(x))
+
+
+class MultiscaleLinearAttention(nn.Module):
+    """Multiscale ReLU linear attention with residual (SANA / EfficientViT "LiteMLA").
+
+    (B, C, H, W) -> (B, C, H, W). See the module docstring for the exact grouping and the
+    linear / quadratic switch (``H*W > attention_head_dim`` selects the linear form).
+    """
+
+    eps = 1e-15
+
+    def __init__(self, channels: int, attention_head_dim: int, kernel_sizes: Sequence[int] = (5,),
+                 norm_type: str = "rms_norm", mult: float = 1.0, dtype=None, device=None):
+        super().__init__()
+        kw = dict(dtype=dtype, device=device)
+        self.attention_head_dim = attention_head_dim
+        self.num_heads = int(channels // attention_head_dim * mult)
+        inner = self.num_heads * attention_head_dim
+        self.to_q = nn.Linear(channels, inner, bias=False, **kw)
+        self.to_k = nn.Linear(channels, inner, bias=False, **kw)
+        self.to_v = nn.Linear(channels, inner, bias=False, **kw)
+        self.to_qkv_multiscale = nn.ModuleList(
+            MultiscaleProjection(inner, self.num_heads, k, **kw) for k in kernel_sizes
+        )
+        self.nonlinearity = nn.ReLU()
+        self.to_out = nn.Linear(inner * (1 + len(kernel_sizes)), channels, bias=False, **kw)
+        self.norm_out = _make_norm(norm_type, channels, **kw)
+
+    def _linear_form(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """q, k, v (B, G, d, N) float32 -> (B, G, d, N) float32, cost O(N d^2)."""
+        v = F.pad(v, (0, 0, 0, 1), value=1.0)  # (B, G, d+1, N): last row of ones -> normaliser
+        vk = torch.matmul(v, k.transpose(-1, -2))  # (B, G, d+1, d)
+        out = torch.matmul(vk, q)  # (B, G, d+1, N)
+        return out[:, :, :-1] / (out[:, :, -1:] + self.eps)
+
+    def _quadratic_form(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """q, k, v (B, G, d, N) in the model dtype -> (B, G, d, N), cost O(N^2 d); for tiny N."""
+        scores = _at_least_fp32(torch.matmul(k.transpose(-1, -2), q))  # (B, G, N_key, N_query)
+        scores = scores / (scores.sum(dim=2, keepdim=True) + self.eps)
+        return torch.matmul(v, scores.to(v.dtype))  # (B, G, d, N_query)
+
+    def forward(self, x: torch.Tensor, force_form: Optional[str] = None) -> torch.Tensor:
+        """x (B, C, H, W) -> (B, C, H, W). ``force_form`` ("linear"/"quadratic") is for tests."""
+        B, _, H, W = x.shape
+        n = H * W
+        d = self.attention_head_dim
+        use_linear = n > d if force_form is None else force_form == "linear"
+
+        w_qkv = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight], dim=0)  # (3I, C)
+        qkv = _pointwise(x, w_qkv)  # (B, 3I, H, W) = [q | k | v]
+        if len(self.to_qkv_multiscale):
+            qkv = torch.cat([qkv] + [proj(qkv) for proj in self.to_qkv_multiscale], dim=1)  # (B, 3I(1+S), H, W)
+        if use_linear:
+            qkv = _at_least_fp32(qkv)
+        qkv = qkv.reshape(B, -1, 3 * d, n)  # (B, G, 3d, N), G = I(1+S)/d consecutive channel groups
+        q, k, v = qkv.chunk(3, dim=2)  # each (B, G, d, N)
+        q = self.nonlinearity(q)
+        k = self.nonlinearity(k)
+        if use_linear:
+            out = self._linear_form(q, k, v).to(x.dtype)
+        else:
+            out = self._quadratic_form(q, k, v)
+        out = out.reshape(B, -1, H, W)  # (B, I(1+S), H, W)
+        out = _pointwise(out, self.to_out.weight)  # (B, C, H, W)
+        return self.norm_out(out) + x
+
+
+class GLUMBConv(nn.Module):
+    """Gated inverted bottleneck with residual; (B, C, H, W) -> (B, C, H, W).
+
+    ``1x1 C->2h`` (bias) -> SiLU -> depthwise 3x3 (bias) -> split ``(a, gate)`` -> ``a * SiLU(gate)``
+    -> ``1x1 h->C`` (no bias) -> RMS norm -> ``+ x``; ``h = expand_ratio * C``.
+    """
+
+    def __init__(self, channels: int, expand_ratio: float = 4.0, dtype=None, device=None):
+        super().__init__()
+        kw = dict(dtype=dtype, device=device)
+        hidden = int(expand_ratio * channels)
+        self.nonlinearity = nn.SiLU()
+        self.conv_inverted = nn.Conv2d(channels, 2 * hidden, 1, **kw)
+        self.conv_depth = nn.Conv2d(2 * hidden, 2 * hidden, 3, 1, 1, groups=2 * hidden, **kw)
+        self.conv_point = nn.Conv2d(hidden, channels, 1, bias=False, **kw)
+        self.norm = ChannelRMSNorm(channels, eps=1e-5, bias=True, **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_depth(self.nonlinearity(self.conv_inverted(x)))  # (B, 2h, H, W)
+        h, gate = h.chunk(2, dim=1)  # each (B, h, H, W)
+        h = self.conv_point(h * self.nonlinearity(gate))  # (B, C, H, W)
+        return self.norm(h) + x
+
+
+class EfficientViTBlock(nn.Module):
+    """``conv_out(attn(x))``, both with residual; (B, C, H, W) -> (B, C, H, W)."""
+
+    def __init__(self, channels: int, attention_head_dim: int = 32, qkv_multiscales: Sequence[int] = (5,),
+                 norm_type: str = "rms_norm", dtype=None, device=None):
+        super().__init__()
+        kw = dict(dtype=dtype, device=device)
+        self.attn = MultiscaleLinearAttention(channels, attention_head_dim, qkv_multiscales, norm_type, **kw)
+        self.conv_out = GLUMBConv(channels, **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_out(self.attn(x))
+
+
+def _make_block(block_type: str, channels: int, attention_head_dim: int, norm_type: str, act_fn: str,
+                qkv_multiscales: Sequence[int], dtype=None, device=None) -> nn.Module:
+    if block_type == "ResBlock":
+        return ResBlock(channels, channels, norm_type, act_fn, dtype=dtype, device=device)
+    if block_type == "EfficientViTBlock":
+        return EfficientViTBlock(channels, attention_head_dim, qkv_multiscales, norm_type, dtype=dtype, device=device)
+    raise InputError(f"DCAE: block type {block_type!r} is not supported; allowed {list(_BLOCK_TYPES)}")
+
+
+class DCDownBlock2d(nn.Module):
+    """2x spatial down-sampling: (B, C_in, H, W) -> (B, C_out, H/2, W/2).
+
+    ``downsample=False`` ("Conv"): stride-2 3x3 conv. ``downsample=True`` ("pixel_unshuffle"):
+    stride-1 conv to ``C_out/4`` then pixel-unshuffle. The shortcut pixel-unshuffles the input to
+    ``4 C_in`` channels and averages consecutive groups of ``4 C_in / C_out`` channels.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, downsample: bool = False, shortcut: bool = True,
+                 dtype=None, device=None):
+        super().__init__()
+        self.downsample = downsample
+        self.shortcut = shortcut
+        self.group_size = in_channels * 4 // out_channels
+        conv_out = out_channels // 4 if downsample else out_channels
+        self.conv = nn.Conv2d(in_channels, conv_out, 3, 1 if downsample else 2, 1, dtype=dtype, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        if self.downsample:
+            h = F.pixel_unshuffle(h, 2)  # (B, C_out, H/2, W/2)
+        if self.shortcut:
+            s = F.pixel_unshuffle(x, 2)  # (B, 4 C_in, H/2, W/2)
+            s = s.unflatten(1, (-1, self.group_size)).mean(dim=2)  # (B, C_out, H/2, W/2)
+            h = h + s
+        return h
+
+
+class DCUpBlock2d(nn.Module):
+    """2x spatial up-sampling: (B, C_in, H, W) -> (B, C_out, 2H, 2W).
+
+    ``interpolate=True``: nearest x2 then 3x3 conv. Otherwise 3x3 conv to ``4 C_out`` then
+    pixel-shuffle. The shortcut repeats every input channel ``4 C_out / C_in`` times
+    (interleaved) and pixel-shuffles.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, interpolate: bool = True, shortcut: bool = True,
+                 interpolation_mode: str = "nearest", dtype=None, device=None):
+        super().__init__()
+        self.interpolate = interpolate
+        self.interpolation_mode = interpolation_mode
+        self.shortcut = shortcut
+        self.repeats = out_channels * 4 // in_channels
+        conv_out = out_channels if interpolate else out_channels * 4
+        self.conv = nn.Conv2d(in_channels, conv_out, 3, 1, 1, dtype=dtype, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.interpolate:
+            h = self.conv(F.interpolate(x, scale_factor=2, mode=self.interpolation_mode))  # (B, C_out, 2H, 2W)
+        else:
+            h = F.pixel_shuffle(self.conv(x), 2)  # (B, 4 C_out, H, W) -> (B, C_out, 2H, 2W)
+        if self.shortcut:
+            s = x.repeat_interleave(self.repeats, dim=1)  # (B, 4 C_out, H, W)
+            h = h + F.pixel_shuffle(s, 2)  # (B, C_out, 2H, 2W)
+        return h
+
+
+# ------------------------------------------------------------------------------------------------
+# Encoder / decoder / autoencoder
+# ------------------------------------------------------------------------------------------------
+
+
+class DCAEEncoder(nn.Module):
+    """(B, in_channels, H, W) -> (B, latent_channels, H/f, W/f), ``f = 2**(stages-1)``.
+
+    Keys: ``conv_in``, ``down_blocks.<stage>.<j>`` (blocks, then the down-sampler as the last
+    entry of every stage but the last), ``conv_out``. Blocks use RMS norm and SiLU.
+    """
+
+    def __init__(self, config: DCAEConfig, dtype=None, device=None):
+        super().__init__()
+        kw = dict(dtype=dtype, device=device)
+        ch = config.encoder_block_out_channels
+        layers = config.encoder_layers_per_block
+        types = config.encoder_stage_block_types()
+        pixel_unshuffle = config.downsample_block_type == "pixel_unshuffle"
+        n = len(ch)
+
+        if layers[0] > 0:
+            self.conv_in = nn.Conv2d(config.in_channels, ch[0], 3, 1, 1, **kw)
+        else:
+            self.conv_in = DCDownBlock2d(config.in_channels, ch[1], downsample=pixel_unshuffle, shortcut=False, **kw)
+
+        stages = []
+        for i, (c, num_layers) in enumerate(zip(ch, layers)):
+            blocks = [
+                _make_block(types[i], c, config.attention_head_dim, "rms_norm", "silu",
+                            config.encoder_qkv_multiscales[i], **kw)
+                for _ in range(num_layers)
+            ]
+            if i < n - 1 and num_layers > 0:
+                blocks.append(DCDownBlock2d(c, ch[i + 1], downsample=pixel_unshuffle, shortcut=True, **kw))
+            stages.append(nn.Sequential(*blocks))
+        self.down_blocks = nn.ModuleList(stages)
+
+        self.conv_out = nn.Conv2d(ch[-1], config.latent_channels, 3, 1, 1, **kw)
+        self.out_shortcut = config.encoder_out_shortcut
+        self.out_shortcut_group_size = ch[-1] // config.latent_channels
+        self.in_channels = config.in_channels
+        self.downsample_factor = 2 ** (
+            sum(1 for s in stages for m in s if isinstance(m, DCDownBlock2d)) + isinstance(self.conv_in, DCDownBlock2d)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, in_channels, H, W) with H, W multiples of the compression -> (B, latent, H/f, W/f)."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise InputError(f"DCAE encoder input: expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        f = self.downsample_factor
+        if x.shape[2] % f or x.shape[3] % f:
+            raise InputError(
+                f"DCAE encoder input: height and width must be multiples of {f}, got {tuple(x.shape[2:])}"
+            )
+        h = self.conv_in(x)
+        for stage in self.down_blocks:
+            h = stage(h)  # (B, C_i+1, H_i/2, W_i/2) after each down-sampling stage
+        if self.out_shortcut:
+            s = h.unflatten(1, (-1, self.out_shortcut_group_size)).mean(dim=2)  # (B, latent, H/f, W/f)
+            return self.conv_out(h) + s
+        return self.conv_out(h)
+
+
+class DCAEDecoder(nn.Module):
+    """(B, latent_channels, h, w) -> (B, in_channels, h*f, w*f).
+
+    Keys: ``conv_in``, ``up_blocks.<stage>.<j>`` (the up-sampler first in every stage but the
+    last, then the blocks; stages run from the last index down to 0), ``norm_out``, ``conv_out``.
+    """
+
+    def __init__(self, config: DCAEConfig, dtype=None, device=None):
+        super().__init__()
+        kw = dict(dtype=dtype, device=device)
+        ch = config.decoder_block_out_channels
+        layers = config.decoder_layers_per_block
+        types = config.decoder_stage_block_types()
+        norms = config.decoder_stage_norm_types()
+        acts = config.decoder_stage_act_fns()
+        interpolate = config.upsample_block_type == "interpolate"
+        n = len(ch)
+
+        self.conv_in = nn.Conv2d(config.latent_channels, ch[-1], 3, 1, 1, **kw)
+        self.in_shortcut = config.decoder_in_shortcut
+        self.in_shortcut_repeats = ch[-1] // config.latent_channels
+
+        stages = []
+        for i, (c, num_layers) in enumerate(zip(ch, layers)):
+            blocks = []
+            if i < n - 1 and num_layers > 0:
+                blocks.append(DCUpBlock2d(ch[i + 1], c, interpolate=interpolate, shortcut=True, **kw))
+            blocks += [
+                _make_block(types[i], c, config.attention_head_dim, norms[i], acts[i],
+                            config.decoder_qkv_multiscales[i], **kw)
+                for _ in range(num_layers)
+            ]
+            stages.append(nn.Sequential(*blocks))
+        self.up_blocks = nn.ModuleList(stages)
+
+        head = ch[0] if layers[0] > 0 else ch[1]
+        self.norm_out = ChannelRMSNorm(head, eps=1e-5, bias=True, **kw)
+        self.conv_act = _activation(config.decoder_conv_act_fn)
+        if layers[0] > 0:
+            self.conv_out = nn.Conv2d(head, config.in_channels, 3, 1, 1, **kw)
+        else:
+            self.conv_out = DCUpBlock2d(head, config.in_channels, interpolate=interpolate, shortcut=False, **kw)
+        self.latent_channels = config.latent_channels
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, latent_channels, h, w) -> (B, in_channels, h*f, w*f)."""
+        if z.ndim != 4 or z.shape[1] != self.latent_channels:
+            raise InputError(f"DCAE decoder input: expected (B, {self.latent_channels}, H, W), got {tuple(z.shape)}")
+        h = self.conv_in(z)  # (B, C_last, h, w)
+        if self.in_shortcut:
+            h = h + z.repeat_interleave(self.in_shortcut_repeats, dim=1)  # (B, C_last, h, w)
+        for stage in reversed(self.up_blocks):
+            h = stage(h)
+        return self.conv_out(self.conv_act(self.norm_out(h)))
+
+
+class MusicDCAEAutoencoder(nn.Module):
+    """The bare music DCAE (diffusers ``AutoencoderDC`` layout): ``.encoder`` and ``.decoder``.
+
+    ``encoder(mel (B, 2, 128, T)) -> (B, 8, 16, T/8)``; ``decoder(z (B, 8, 16, T')) -> (B, 2, 128, 8T')``
+    for the default (ACE) config. Weights load with ``load_state_dict`` from the ``encoder.*`` /
+    ``decoder.*`` keys of ``music_dcae_f8c8/diffusion_pytorch_model.safetensors`` (or the same keys
+    under the ComfyUI ``vae.dcae.`` prefix after stripping it).
+    """
+
+    def __init__(self, config: Optional[DCAEConfig] = None, dtype=None, device=None):
+        super().__init__()
+        self.config = config if config is not None else DCAEConfig()
+        self.encoder = DCAEEncoder(self.config, dtype=dtype, device=device)
+        self.decoder = DCAEDecoder(self.config, dtype=dtype, device=device)
+
+    @property
+    def spatial_compression_ratio(self) -> int:
+        return self.config.spatial_compression_ratio
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, in_channels, H, W) -> (B, latent_channels, H/f, W/f); the input is cast to the weights' dtype."""
+        return self.encoder(x.to(self.encoder.conv_out.weight.dtype))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, latent_channels, h, w) -> (B, in_channels, h*f, w*f); the input is cast to the weights' dtype."""
+        return self.decoder(z.to(self.decoder.conv_in.weight.dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Round trip ``decode(encode(x))``; (B, C, H, W) -> (B, C, H, W)."""
+        return self.decode(self.encode(x))
