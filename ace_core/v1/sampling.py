@@ -1,0 +1,566 @@
+"""ACE-Step v1 text-to-music sampling (the official ``text2music_diffusion_process`` semantics).
+
+Public pieces:
+
+* :class:`Conditioning`: what a prompt becomes before the DiT (UMT5 states, lyric ids, masks).
+* :func:`encode_conditions`: the DiT encoder states for the conditional pass, the null
+  (unconditional) pass and, for double-condition guidance, the "text only" pass. Encoded once
+  per sampling run.
+* :class:`Guider`: one guided velocity per loop index: separate conditional / unconditional
+  ``decode`` calls (as the official pipeline, not batched), guidance interval and decay, APG /
+  CFG / CFG-Zero*, text-vs-lyric double guidance, ERG on the unconditional pass.
+* :func:`sample`: text-to-music, retake (variance mix of two noises) and audio-to-audio.
+* :func:`text2music_diffusion_process`: a keyword-for-keyword counterpart of the official method
+  (retake / repaint / extend / audio2audio dispatch included), used for parity checks.
+
+Latents are (B, 8, 16, T) at 44100/512/8 ≈ 10.77 frames per second. Randomness comes only from
+the ``torch.Generator`` objects passed in (or from explicit noise tensors). Sampling state is
+kept in float32 between steps whatever the model dtype (the official code rounds it to the model
+dtype after every step; identical in float32).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+from ..errors import InputError
+from ..progress import ProgressHook, report
+from .guidance import (
+    MomentumBuffer,
+    apg_forward,
+    cfg_double_condition_forward,
+    cfg_forward,
+    cfg_zero_star,
+    check_cfg_type,
+    erg_diffusion,
+    erg_lyric,
+    guidance_interval_bounds,
+    interval_guidance_scale,
+)
+from .schedulers import (
+    GeneratorLike,
+    Schedule,
+    Stepper,
+    add_latents_noise,
+    check_scheduler,
+    make_oss_schedule,
+    make_schedule,
+    randn,
+)
+
+SAMPLE_RATE = 44100
+FRAMES_PER_SECOND = SAMPLE_RATE / 512 / 8
+LATENT_CHANNELS = 8
+LATENT_HEIGHT = 16
+
+EncoderStates = Tuple[torch.Tensor, torch.Tensor]  # (B, S, D) states, (B, S) float mask
+
+
+def frames_for_duration(duration: float) -> int:
+    """``int(duration·44100/512/8)`` (truncation toward 0, as the official pipeline)."""
+    return int(duration * SAMPLE_RATE / 512 / 8)
+
+
+# ------------------------------------------------------------------------------------------------
+# conditioning
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class Conditioning:
+    """Prompt conditioning for the v1 DiT.
+
+    Attributes:
+        text_states: (B, S_txt, D_txt) UMT5 ``last_hidden_state``.
+        text_mask: (B, S_txt) tokenizer attention mask.
+        speaker_embeds: (B, D_spk) or None (= zeros; the released model is always run with zeros).
+        lyric_ids: (B, S_lyr) int64 lyric token ids (0 at padding).
+        lyric_mask: (B, S_lyr) lyric mask.
+        lyrics_strength: multiplies the projected lyric states (1.0 = official).
+        text_states_null: optional (B, S_txt, D_txt) "ERG tag" null text states (UMT5 run with
+            :func:`~ace_core.v1.guidance.erg_text`). As in the official code it is only used to
+            build the ERG-lyric null condition.
+    """
+
+    text_states: torch.Tensor
+    text_mask: torch.Tensor
+    speaker_embeds: Optional[torch.Tensor]
+    lyric_ids: torch.Tensor
+    lyric_mask: torch.Tensor
+    lyrics_strength: float = 1.0
+    text_states_null: Optional[torch.Tensor] = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.text_states.shape[0])
+
+    def validate(self, name: str = "conditioning") -> "Conditioning":
+        if self.text_states.ndim != 3:
+            raise InputError(f"{name}.text_states: expected (B, S_txt, D_txt), got {tuple(self.text_states.shape)}")
+        b, s = self.text_states.shape[:2]
+        if tuple(self.text_mask.shape) != (b, s):
+            raise InputError(f"{name}.text_mask: expected {(b, s)}, got {tuple(self.text_mask.shape)}")
+        if self.lyric_ids.ndim != 2 or self.lyric_ids.shape[0] != b:
+            raise InputError(f"{name}.lyric_ids: expected (B={b}, S_lyr), got {tuple(self.lyric_ids.shape)}")
+        if tuple(self.lyric_mask.shape) != tuple(self.lyric_ids.shape):
+            raise InputError(f"{name}.lyric_mask: expected {tuple(self.lyric_ids.shape)}, got {tuple(self.lyric_mask.shape)}")
+        if self.speaker_embeds is not None and (self.speaker_embeds.ndim != 2 or self.speaker_embeds.shape[0] != b):
+            raise InputError(f"{name}.speaker_embeds: expected (B={b}, D_spk), got {tuple(self.speaker_embeds.shape)}")
+        if self.text_states_null is not None and tuple(self.text_states_null.shape) != tuple(self.text_states.shape):
+            raise InputError(f"{name}.text_states_null: expected {tuple(self.text_states.shape)}, "
+                             f"got {tuple(self.text_states_null.shape)}")
+        return self
+
+    def _map(self, fn) -> "Conditioning":
+        return replace(
+            self,
+            text_states=fn(self.text_states),
+            text_mask=fn(self.text_mask),
+            speaker_embeds=None if self.speaker_embeds is None else fn(self.speaker_embeds),
+            lyric_ids=fn(self.lyric_ids),
+            lyric_mask=fn(self.lyric_mask),
+            text_states_null=None if self.text_states_null is None else fn(self.text_states_null),
+        )
+
+    def to(self, device) -> "Conditioning":
+        return self._map(lambda t: t.to(device))
+
+    def repeat_to(self, batch: int, name: str = "conditioning") -> "Conditioning":
+        """Broadcast a batch-1 conditioning to ``batch`` items (other sizes must match)."""
+        b = self.batch_size
+        if b == batch:
+            return self
+        if b != 1:
+            raise InputError(f"{name}: batch {b} does not match the latent batch {batch}")
+        return self._map(lambda t: t.expand(batch, *t.shape[1:]).contiguous())
+
+    def null(self) -> "Conditioning":
+        """The official null condition: zero text, zero speaker, zero lyric ids, same masks."""
+        return replace(
+            self,
+            text_states=torch.zeros_like(self.text_states),
+            speaker_embeds=None if self.speaker_embeds is None else torch.zeros_like(self.speaker_embeds),
+            lyric_ids=torch.zeros_like(self.lyric_ids),
+            text_states_null=None,
+        )
+
+
+def _dit_dtype_device(dit) -> tuple[torch.dtype, torch.device]:
+    dtype = getattr(dit, "dtype", None)
+    device = getattr(dit, "device", None)
+    if not isinstance(dtype, torch.dtype) or device is None:
+        p = next(dit.parameters())
+        dtype, device = p.dtype, p.device
+    return dtype, torch.device(device)
+
+
+def _encode(dit, text, text_mask, speaker, lyric_ids, lyric_mask, strength) -> EncoderStates:
+    return dit.encode(text, text_mask, speaker, lyric_ids, lyric_mask, strength)
+
+
+@dataclass
+class EncodedConditions:
+    """Encoder states (states (B, S, D), mask (B, S)) for each pass of one sampling run."""
+
+    cond: EncoderStates
+    null: Optional[EncoderStates] = None
+    no_lyric: Optional[EncoderStates] = None
+
+
+def encode_conditions(dit, cond: Conditioning, null_cond: Optional[Conditioning] = None, *,
+                      batch: Optional[int] = None, need_null: bool = True,
+                      use_erg_lyric: bool = False, double_condition: bool = False
+                      ) -> EncodedConditions:
+    """Encode the passes of one run (the official order: cond, null, then text-only).
+
+    * cond: ``encode(text, text_mask, speaker, lyric_ids, lyric_mask)``.
+    * null (when ``need_null``): with ``null_cond`` given, that conditioning; otherwise the
+      official null ``encode(zeros text, text_mask, zeros speaker, zeros lyric ids, lyric_mask)``.
+      With ``use_erg_lyric`` it is instead ``encode(text_states_null or zeros, text_mask, zeros
+      speaker, the real lyric ids, lyric_mask)`` under the lyric-encoder temperature hooks
+      (a given ``null_cond`` is encoded under the hooks as it is).
+    * no_lyric (when ``double_condition``): ``encode(text, text_mask, zeros speaker, zeros lyric
+      ids, lyric_mask)``, or with ERG-lyric the real lyric ids under the hooks.
+    """
+    _, device = _dit_dtype_device(dit)
+    cond = cond.validate("cond").to(device)
+    if batch is not None:
+        cond = cond.repeat_to(batch, "cond")
+    s = cond.lyrics_strength
+    zeros_spk = None if cond.speaker_embeds is None else torch.zeros_like(cond.speaker_embeds)
+    with torch.no_grad():
+        enc = _encode(dit, cond.text_states, cond.text_mask, cond.speaker_embeds,
+                      cond.lyric_ids, cond.lyric_mask, s)
+        null = None
+        if need_null:
+            if null_cond is not None:
+                nc = null_cond.validate("null_cond").to(device)
+                if batch is not None:
+                    nc = nc.repeat_to(batch, "null_cond")
+                if use_erg_lyric:
+                    with erg_lyric(dit):
+                        null = _encode(dit, nc.text_states, nc.text_mask, nc.speaker_embeds,
+                                       nc.lyric_ids, nc.lyric_mask, nc.lyrics_strength)
+                else:
+                    null = _encode(dit, nc.text_states, nc.text_mask, nc.speaker_embeds,
+                                   nc.lyric_ids, nc.lyric_mask, nc.lyrics_strength)
+            elif use_erg_lyric:
+                text_null = (cond.text_states_null if cond.text_states_null is not None
+                             else torch.zeros_like(cond.text_states))
+                with erg_lyric(dit):
+                    states, _ = _encode(dit, text_null, cond.text_mask, zeros_spk,
+                                        cond.lyric_ids, cond.lyric_mask, s)
+                null = (states, enc[1])
+            else:
+                states, _ = _encode(dit, torch.zeros_like(cond.text_states), cond.text_mask,
+                                    zeros_spk, torch.zeros_like(cond.lyric_ids), cond.lyric_mask, s)
+                null = (states, enc[1])
+        no_lyric = None
+        if double_condition:
+            if use_erg_lyric:
+                with erg_lyric(dit):
+                    states, _ = _encode(dit, cond.text_states, cond.text_mask, zeros_spk,
+                                        cond.lyric_ids, cond.lyric_mask, s)
+            else:
+                states, _ = _encode(dit, cond.text_states, cond.text_mask, zeros_spk,
+                                    torch.zeros_like(cond.lyric_ids), cond.lyric_mask, s)
+            no_lyric = (states, enc[1])
+    return EncodedConditions(cond=enc, null=null, no_lyric=no_lyric)
+
+
+# ------------------------------------------------------------------------------------------------
+# guidance per step
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class GuidanceSettings:
+    """Guidance options of the official loop (defaults: the official UI)."""
+
+    guidance_scale: float = 15.0
+    cfg_type: str = "apg"
+    guidance_interval: float = 0.5
+    guidance_interval_decay: float = 0.0
+    min_guidance_scale: float = 3.0
+    zero_steps: int = 1
+    use_zero_init: bool = True
+    guidance_scale_text: float = 0.0
+    guidance_scale_lyric: float = 0.0
+    use_erg_lyric: bool = False
+    use_erg_diffusion: bool = True
+
+    @property
+    def do_cfg(self) -> bool:
+        """CFG is on unless the scale is 0 or 1."""
+        return not (self.guidance_scale == 0.0 or self.guidance_scale == 1.0)
+
+    @property
+    def double_condition(self) -> bool:
+        """Separate text / lyric guidance: both scales > 1."""
+        return (self.guidance_scale_text is not None and self.guidance_scale_text > 1.0
+                and self.guidance_scale_lyric is not None and self.guidance_scale_lyric > 1.0)
+
+    def validate(self) -> "GuidanceSettings":
+        check_cfg_type(self.cfg_type)
+        if not (0.0 <= float(self.guidance_interval) <= 1.0):
+            raise InputError(f"guidance_interval: must be in [0, 1], got {self.guidance_interval!r}")
+        if not (0.0 <= float(self.guidance_interval_decay) <= 1.0):
+            raise InputError(f"guidance_interval_decay: must be in [0, 1], got {self.guidance_interval_decay!r}")
+        return self
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict) -> "GuidanceSettings":
+        names = set(cls.__dataclass_fields__)
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise InputError(f"unknown guidance option(s): {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**kwargs).validate()
+
+
+class Guider:
+    """Guided velocity for loop index ``i`` (the body of the official loop before the update).
+
+    Call ``guider(x, t, i)`` with x (B, 8, 16, T) and t the scheduler timestep (σ·1000, 0-d);
+    returns v (B, 8, 16, T) float32. One :class:`MomentumBuffer` lives for the whole run (APG
+    updates it only on guided steps).
+    """
+
+    def __init__(self, dit, encoded: EncodedConditions, settings: GuidanceSettings,
+                 num_inference_steps: int):
+        self.dit = dit
+        self.enc = encoded
+        self.s = settings
+        self.start_idx, self.end_idx = guidance_interval_bounds(num_inference_steps,
+                                                                settings.guidance_interval)
+        self.momentum_buffer = MomentumBuffer()
+        self.model_dtype, self.device = _dit_dtype_device(dit)
+        self.calls = 0  # number of decode calls, for tests
+
+    def _decode(self, x: torch.Tensor, t: torch.Tensor, states: EncoderStates) -> torch.Tensor:
+        b, t_len = x.shape[0], x.shape[-1]
+        mask = torch.ones(b, t_len, device=self.device, dtype=torch.float32)
+        timestep = t.to(self.device).expand(b)
+        self.calls += 1
+        with torch.no_grad():
+            v = self.dit.decode(x.to(self.device, self.model_dtype), mask, states[0], states[1],
+                                timestep, t_len)
+        return v.to(torch.float32)
+
+    def in_interval(self, i: int) -> bool:
+        return self.start_idx <= i < self.end_idx
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
+        s = self.s
+        if not (self.in_interval(i) and s.do_cfg):
+            return self._decode(x, t, self.enc.cond)
+        scale = interval_guidance_scale(i, self.start_idx, self.end_idx, s.guidance_scale,
+                                        s.min_guidance_scale, s.guidance_interval_decay)
+        v_cond = self._decode(x, t, self.enc.cond)
+        v_text = None
+        if s.double_condition and self.enc.no_lyric is not None:
+            v_text = self._decode(x, t, self.enc.no_lyric)
+        if s.use_erg_diffusion:
+            with erg_diffusion(self.dit):
+                v_uncond = self._decode(x, t, self.enc.null)
+        else:
+            v_uncond = self._decode(x, t, self.enc.null)
+        if v_text is not None:
+            return cfg_double_condition_forward(v_cond, v_uncond, v_text, s.guidance_scale_text,
+                                                s.guidance_scale_lyric)
+        if s.cfg_type == "apg":
+            return apg_forward(v_cond, v_uncond, scale, momentum_buffer=self.momentum_buffer)
+        if s.cfg_type == "cfg":
+            return cfg_forward(v_cond, v_uncond, scale)
+        return cfg_zero_star(v_cond, v_uncond, scale, i, zero_steps=s.zero_steps,
+                             use_zero_init=s.use_zero_init)
+
+
+def build_guider(dit, cond: Conditioning, null_cond: Optional[Conditioning],
+                 settings: GuidanceSettings, num_inference_steps: int, batch: int) -> Guider:
+    """Encode the passes once and return the per-step guider."""
+    enc = encode_conditions(dit, cond, null_cond, batch=batch, need_null=settings.do_cfg,
+                            use_erg_lyric=settings.use_erg_lyric,
+                            double_condition=settings.do_cfg and settings.double_condition)
+    return Guider(dit, enc, settings, num_inference_steps)
+
+
+# ------------------------------------------------------------------------------------------------
+# loops
+# ------------------------------------------------------------------------------------------------
+def run_scheduler_loop(guider: Guider, schedule: Schedule, x: torch.Tensor, *,
+                       omega_scale: float = 10.0, generator: GeneratorLike = None,
+                       progress: Optional[ProgressHook] = None) -> torch.Tensor:
+    """The plain loop: for each timestep, guided v then ``scheduler.step`` (ω, heun, pingpong)."""
+    stepper = Stepper(schedule, omega_scale, generator)
+    x = x.to(torch.float32)
+    total = len(schedule)
+    for i, t in enumerate(schedule.timesteps):
+        v = guider(x, t, i)
+        x = stepper.step(v, x)
+        report(progress, i + 1, total)
+    return x
+
+
+def _latent_noise(noise: Optional[torch.Tensor], shape: tuple, generator: GeneratorLike,
+                  device, name: str) -> torch.Tensor:
+    if noise is not None:
+        if tuple(noise.shape) != tuple(shape):
+            raise InputError(f"{name}: expected shape {tuple(shape)}, got {tuple(noise.shape)}")
+        return noise.to(device=device, dtype=torch.float32)
+    if generator is None:
+        raise InputError(f"{name}: pass the noise tensor or a torch.Generator to draw it from")
+    return randn(shape, generator, device=device, dtype=torch.float32)
+
+
+def retake_angle(retake_variance: float) -> torch.Tensor:
+    """a = variance·π/2 as a float32 0-d tensor (the official computation)."""
+    return torch.tensor(retake_variance * math.pi / 2).to(torch.float32)
+
+
+def mix_retake_noise(noise: torch.Tensor, retake_noise: torch.Tensor,
+                     retake_variance: float) -> torch.Tensor:
+    """``cos(a)·noise + sin(a)·retake_noise`` with ``a = variance·π/2`` (unit variance kept)."""
+    a = retake_angle(retake_variance).to(noise.device)
+    return torch.cos(a) * noise + torch.sin(a) * retake_noise
+
+
+def _schedule_for(scheduler: str, steps: int, shift: float,
+                  oss_steps: Optional[Sequence[int]]) -> tuple[Schedule, int]:
+    """(schedule, infer_steps) where infer_steps is max(oss_steps) on the oss path."""
+    if oss_steps:
+        oss = [int(s) for s in oss_steps]
+        return make_oss_schedule(scheduler, oss, shift), max(oss)
+    return make_schedule(scheduler, steps, shift), int(steps)
+
+
+def _check_steps(steps) -> int:
+    if int(steps) != steps or steps < 1:
+        raise InputError(f"steps: must be a whole number ≥ 1, got {steps!r}")
+    return int(steps)
+
+
+def sample(dit, cond: Conditioning, null_cond: Optional[Conditioning] = None,
+           noise: Optional[torch.Tensor] = None, *,
+           frames: Optional[int] = None, duration: Optional[float] = None, batch_size: Optional[int] = None,
+           steps: int = 60, scheduler: str = "euler", shift: float = 3.0, omega_scale: float = 10.0,
+           guidance_scale: float = 15.0, cfg_type: str = "apg", guidance_interval: float = 0.5,
+           guidance_interval_decay: float = 0.0, min_guidance_scale: float = 3.0,
+           zero_steps: int = 1, use_zero_init: bool = True, guidance_scale_text: float = 0.0,
+           guidance_scale_lyric: float = 0.0, use_erg_lyric: bool = False,
+           use_erg_diffusion: bool = True, oss_steps: Optional[Sequence[int]] = None,
+           retake_variance: Optional[float] = None, retake_noise: Optional[torch.Tensor] = None,
+           ref_latents: Optional[torch.Tensor] = None, ref_audio_strength: float = 0.5,
+           generator: GeneratorLike = None, retake_generator: GeneratorLike = None,
+           progress: Optional[ProgressHook] = None) -> torch.Tensor:
+    """Text-to-music (and retake / audio-to-audio) sampling. Returns the latent (B, 8, 16, T) f32.
+
+    Length: ``noise``'s T, else ``ref_latents``' T, else ``frames``, else
+    ``int(duration·44100/512/8)``. Batch: ``noise``'s B, else ``ref_latents``' B, else
+    ``batch_size``, else the conditioning's batch; a batch-1 conditioning is broadcast.
+
+    Noise: ``noise`` (B, 8, 16, T) or one draw from ``generator`` (the first draw). With
+    ``retake_variance`` set, the start noise is ``cos(a)·noise + sin(a)·retake_noise`` with
+    ``a = variance·π/2``, ``retake_noise`` given or drawn next from ``retake_generator`` (or
+    ``generator``). ``pingpong`` draws its per-step noise from ``generator`` (the first one of a
+    list), as the official code.
+
+    Audio-to-audio (``ref_latents`` given): ``σ_max = 1 − ref_audio_strength``,
+    ``int((1 − strength)·steps)`` steps; the start is ``ref·(1−σ') + noise·σ'`` with σ' the
+    once-shifted σ_max while the timesteps are shifted twice (official quirk).
+
+    Guidance: interval ``[int(N(1−gi)/2), int(N(gi/2+0.5)))`` with N the number of inference
+    steps; APG (momentum −0.75, norm 2.5), CFG or CFG-Zero*; double text/lyric guidance when both
+    ``guidance_scale_text`` and ``guidance_scale_lyric`` > 1; ERG hooks on request.
+    ``progress(done, total)`` is called after every model step.
+    """
+    check_scheduler(scheduler)
+    steps = _check_steps(steps)
+    settings = GuidanceSettings(
+        guidance_scale=guidance_scale, cfg_type=cfg_type, guidance_interval=guidance_interval,
+        guidance_interval_decay=guidance_interval_decay, min_guidance_scale=min_guidance_scale,
+        zero_steps=zero_steps, use_zero_init=use_zero_init, guidance_scale_text=guidance_scale_text,
+        guidance_scale_lyric=guidance_scale_lyric, use_erg_lyric=use_erg_lyric,
+        use_erg_diffusion=use_erg_diffusion).validate()
+    _, device = _dit_dtype_device(dit)
+
+    if noise is not None:
+        if noise.ndim != 4 or noise.shape[1] != LATENT_CHANNELS or noise.shape[2] != LATENT_HEIGHT:
+            raise InputError(f"noise: expected (B, 8, 16, T), got {tuple(noise.shape)}")
+        b, t_len = int(noise.shape[0]), int(noise.shape[-1])
+    elif ref_latents is not None:
+        b, t_len = int(ref_latents.shape[0]), int(ref_latents.shape[-1])
+    else:
+        b = int(batch_size) if batch_size is not None else cond.batch_size
+        if frames is None:
+            if duration is None:
+                raise InputError("frames/duration: give the latent length (frames or seconds) or the noise")
+            frames = frames_for_duration(duration)
+        t_len = int(frames)
+    if t_len < 1:
+        raise InputError(f"frames: the latent needs at least 1 frame, got {t_len}")
+    if ref_latents is not None and tuple(ref_latents.shape) != (b, LATENT_CHANNELS, LATENT_HEIGHT, t_len):
+        raise InputError(f"ref_latents: expected {(b, LATENT_CHANNELS, LATENT_HEIGHT, t_len)}, "
+                         f"got {tuple(ref_latents.shape)}")
+    shape = (b, LATENT_CHANNELS, LATENT_HEIGHT, t_len)
+
+    schedule, _ = _schedule_for(scheduler, steps, shift, oss_steps)
+    x = _latent_noise(noise, shape, generator, device, "noise")
+    if retake_variance is not None:
+        r = _latent_noise(retake_noise, shape,
+                          retake_generator if retake_generator is not None else generator,
+                          device, "retake_noise")
+        x = mix_retake_noise(x, r, retake_variance)
+    if ref_latents is not None:
+        x, schedule = add_latents_noise(ref_latents.to(device, torch.float32), x, scheduler, steps,
+                                        ref_audio_strength, shift)
+    guider = build_guider(dit, cond, null_cond, settings, schedule.num_inference_steps, b)
+    return run_scheduler_loop(guider, schedule, x, omega_scale=omega_scale, generator=generator,
+                              progress=progress)
+
+
+# ------------------------------------------------------------------------------------------------
+# official-compatible entry point
+# ------------------------------------------------------------------------------------------------
+def text2music_diffusion_process(
+    dit, cond: Conditioning, *, duration: float, noise: Optional[torch.Tensor] = None,
+    retake_noise: Optional[torch.Tensor] = None, generator: GeneratorLike = None,
+    retake_generator: GeneratorLike = None, null_cond: Optional[Conditioning] = None,
+    infer_steps: int = 60, guidance_scale: float = 15.0, omega_scale: float = 10.0,
+    scheduler_type: str = "euler", cfg_type: str = "apg", zero_steps: int = 1,
+    use_zero_init: bool = True, guidance_interval: float = 0.5,
+    guidance_interval_decay: float = 1.0, min_guidance_scale: float = 3.0,
+    oss_steps: Sequence[int] = (), encoder_text_hidden_states_null: Optional[torch.Tensor] = None,
+    use_erg_lyric: bool = False, use_erg_diffusion: bool = False, retake_variance: float = 0.5,
+    add_retake_noise: bool = False, guidance_scale_text: float = 0.0,
+    guidance_scale_lyric: float = 0.0, repaint_start: float = 0, repaint_end: float = 0,
+    src_latents: Optional[torch.Tensor] = None, audio2audio_enable: bool = False,
+    ref_audio_strength: float = 0.5, ref_latents: Optional[torch.Tensor] = None,
+    shift: float = 3.0, progress: Optional[ProgressHook] = None,
+) -> torch.Tensor:
+    """The official ``ACEStepPipeline.text2music_diffusion_process`` with the same keywords.
+
+    The random draws come from ``noise`` / ``retake_noise`` when given (draw order: target noise,
+    then retake noise), else from ``generator`` / ``retake_generator``. Dispatch as the
+    official method: with ``add_retake_noise`` the frames ``int(repaint_start·FR)`` ..
+    ``int(repaint_end·FR)`` select retake (the whole length), repaint (a sub-range) or extend
+    (outside the source); ``audio2audio_enable`` with ``ref_latents`` noises the reference.
+    Deviations: audio2audio combined with repaint/extend is rejected; the extend 240 s window
+    re-attaches the cut source correctly (the official re-attachment is broken).
+    """
+    check_scheduler(scheduler_type)
+    infer_steps = _check_steps(infer_steps)
+    settings = GuidanceSettings(
+        guidance_scale=guidance_scale, cfg_type=cfg_type, guidance_interval=guidance_interval,
+        guidance_interval_decay=guidance_interval_decay, min_guidance_scale=min_guidance_scale,
+        zero_steps=zero_steps, use_zero_init=use_zero_init, guidance_scale_text=guidance_scale_text,
+        guidance_scale_lyric=guidance_scale_lyric, use_erg_lyric=use_erg_lyric,
+        use_erg_diffusion=use_erg_diffusion).validate()
+    if encoder_text_hidden_states_null is not None:
+        cond = replace(cond, text_states_null=encoder_text_hidden_states_null)
+    _, device = _dit_dtype_device(dit)
+
+    frame_length = frames_for_duration(duration)
+    if src_latents is not None:
+        frame_length = int(src_latents.shape[-1])
+    if ref_latents is not None:
+        frame_length = int(ref_latents.shape[-1])
+    b = int(noise.shape[0]) if noise is not None else cond.batch_size
+    schedule, infer_steps = _schedule_for(scheduler_type, infer_steps, shift, list(oss_steps or ()))
+    shape = (b, LATENT_CHANNELS, LATENT_HEIGHT, frame_length)
+    x = _latent_noise(noise, shape, generator, device, "noise")
+
+    if add_retake_noise:
+        r = _latent_noise(retake_noise, shape, retake_generator, device, "retake_noise")
+        start_frame = frames_for_duration(repaint_start)
+        end_frame = frames_for_duration(repaint_end)
+        is_repaint = end_frame - start_frame != frame_length
+        is_extend = start_frame < 0 or end_frame > frame_length
+        if is_repaint or is_extend:
+            if audio2audio_enable and ref_latents is not None:
+                raise InputError("audio2audio_enable: cannot be combined with repaint/extend")
+            if src_latents is None:
+                raise InputError("src_latents: repaint/extend needs the source latent")
+            from . import editing  # local import: editing builds on this module
+
+            common = dict(steps=infer_steps, schedule=schedule, retake_variance=retake_variance,
+                          noise=x, retake_noise=r, guidance=settings, progress=progress)
+            if is_extend:
+                plan = editing.plan_extend_frames(frame_length, start_frame, end_frame)
+                return editing.extend(dit, cond, src_latents, plan=plan, null_cond=null_cond, **common)
+            mask = editing.region_mask(frame_length, start_frame, end_frame, batch=b)
+            return editing.repaint(dit, cond, src_latents, mask, null_cond=null_cond, **common)
+        x = mix_retake_noise(x, r, retake_variance)
+
+    if audio2audio_enable and ref_latents is not None:
+        x, schedule = add_latents_noise(ref_latents.to(device, torch.float32), x, scheduler_type,
+                                        infer_steps, ref_audio_strength, shift)
+    guider = build_guider(dit, cond, null_cond, settings, schedule.num_inference_steps, b)
+    return run_scheduler_loop(guider, schedule, x, omega_scale=omega_scale, generator=generator,
+                              progress=progress)
+
+
+__all__ = [
+    "Conditioning", "EncodedConditions", "FRAMES_PER_SECOND", "GuidanceSettings", "Guider",
+    "build_guider", "encode_conditions", "frames_for_duration", "mix_retake_noise",
+    "retake_angle", "run_scheduler_loop", "sample", "text2music_diffusion_process",
+]

@@ -1,0 +1,152 @@
+"""Golden runners for the v1 schedules, guidance and sampling / editing loops.
+
+Components: ``v1.schedule`` (JSON only), ``v1.apg``, ``v1.sample``, ``v1.retake``, ``v1.repaint``,
+``v1.extend``. Every value is read from the fixture (``args`` holds the official keywords as
+passed; tensors come from ``input.*``).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from ace_core.v1 import guidance as G
+from ace_core.v1 import schedulers as S
+from ace_core.v1.dit import AceStepDiT, DiTConfig
+from ace_core.v1.sampling import Conditioning, text2music_diffusion_process
+
+
+# ------------------------------------------------------------------------------------------------
+# v1.schedule
+# ------------------------------------------------------------------------------------------------
+def run_schedule(fx) -> None:
+    exp = fx.meta["expected"]
+    n_train = int(fx.config.get("num_train_timesteps", S.NUM_TRAIN_TIMESTEPS))
+    for k, e in enumerate(exp.get("schedules", [])):
+        sc = S.make_schedule(e["scheduler"], e["steps"], e["shift"], num_train_timesteps=n_train)
+        tag = f"schedules[{k}]:{e['scheduler']}/shift{e['shift']}/steps{e['steps']}"
+        fx.check(f"{tag}.num_inference_steps", torch.tensor(sc.num_inference_steps),
+                 torch.tensor(e["num_inference_steps"]))
+        fx.check(f"{tag}.timesteps", sc.timesteps, torch.tensor(e["timesteps"], dtype=torch.float32))
+        fx.check(f"{tag}.sigmas", sc.sigmas, torch.tensor(e["sigmas"], dtype=torch.float32))
+    for k, e in enumerate(exp.get("omega", [])):
+        fx.check(f"omega[{k}]", torch.tensor(S.omega_rescale(e["omega_scale"]), dtype=torch.float64),
+                 torch.tensor(e["omega_rescaled"], dtype=torch.float64))
+    for k, e in enumerate(exp.get("audio2audio", [])):
+        tag = f"audio2audio[{k}]:{e['scheduler']}/strength{e['ref_audio_strength']}/steps{e['steps']}"
+        sigma_max, n = S.audio2audio_plan(e["steps"], e["ref_audio_strength"])
+        sc = S.make_schedule(e["scheduler"], n, 3.0, sigma_max=sigma_max)
+        fx.check(f"{tag}.sigma_max_arg", torch.tensor(sigma_max, dtype=torch.float64),
+                 torch.tensor(e["sigma_max_arg"], dtype=torch.float64))
+        fx.check(f"{tag}.num_inference_steps", torch.tensor(n), torch.tensor(e["num_inference_steps"]))
+        fx.check(f"{tag}.mix_sigma", torch.tensor(sc.sigma_max, dtype=torch.float64),
+                 torch.tensor(e["mix_sigma"], dtype=torch.float64))
+        fx.check(f"{tag}.start_timestep", sc.timesteps[0], torch.tensor(e["start_timestep"], dtype=torch.float32))
+        fx.check(f"{tag}.timesteps", sc.timesteps, torch.tensor(e["timesteps"], dtype=torch.float32))
+        fx.check(f"{tag}.sigmas", sc.sigmas, torch.tensor(e["sigmas"], dtype=torch.float32))
+        # the mix itself, on a small synthetic pair
+        gt, noise = torch.ones(1, 8, 16, 2), torch.zeros(1, 8, 16, 2)
+        noisy, _ = S.add_latents_noise(gt, noise, e["scheduler"], e["steps"], e["ref_audio_strength"])
+        fx.check(f"{tag}.noisy", noisy, torch.full_like(gt, 1 - e["mix_sigma"]))
+    for k, e in enumerate(exp.get("guidance_interval", [])):
+        got = G.guidance_interval_bounds(e["steps"], e["guidance_interval"])
+        fx.check(f"guidance_interval[{k}]", torch.tensor(got), torch.tensor([e["start_idx"], e["end_idx"]]))
+
+
+# ------------------------------------------------------------------------------------------------
+# v1.apg
+# ------------------------------------------------------------------------------------------------
+def _indices(fx) -> list[int]:
+    ks = sorted(int(name.split("_")[-1]) for name in fx.inputs if name.startswith("cond_"))
+    steps = fx.args.get("steps")
+    assert steps is None or steps == len(ks), f"{fx.stem}: args.steps {steps} != {len(ks)} inputs"
+    return ks
+
+
+def run_apg(fx) -> None:
+    fn = fx.args["function"]
+    cfg, args, inp = fx.config, fx.args, fx.inputs
+    scale = args["guidance_scale"]
+    if fn == "apg_forward":
+        mb = G.MomentumBuffer(momentum=cfg.get("momentum", -0.75))
+        for k in _indices(fx):
+            out = G.apg_forward(inp[f"cond_{k}"], inp[f"uncond_{k}"], scale, momentum_buffer=mb,
+                                eta=cfg.get("eta", 0.0), norm_threshold=cfg.get("norm_threshold", 2.5),
+                                dims=tuple(cfg.get("dims", (-1, -2))))
+            fx.check(f"guided_{k}", out)
+    elif fn == "cfg_forward":
+        for k in _indices(fx):
+            fx.check(f"guided_{k}", G.cfg_forward(inp[f"cond_{k}"], inp[f"uncond_{k}"], scale))
+    elif fn == "cfg_zero_star":
+        zero_steps = args.get("zero_steps", cfg.get("zero_steps", 1))
+        step_indices = args["step_indices"]
+        for k in _indices(fx):
+            c, u, i = inp[f"cond_{k}"], inp[f"uncond_{k}"], step_indices[k]
+            fx.check(f"guided_{k}", G.cfg_zero_star(c, u, scale, i, zero_steps=zero_steps, use_zero_init=True))
+            if f"guided_nozero_{k}" in fx.outputs:
+                fx.check(f"guided_nozero_{k}",
+                         G.cfg_zero_star(c, u, scale, i, zero_steps=zero_steps, use_zero_init=False))
+    elif fn == "cfg_double_condition_forward":
+        for k in _indices(fx):
+            out = G.cfg_double_condition_forward(inp[f"cond_{k}"], inp[f"uncond_{k}"], inp[f"only_text_{k}"],
+                                                 args["guidance_scale_text"], args["guidance_scale_lyric"])
+            fx.check(f"guided_{k}", out)
+    else:
+        raise AssertionError(f"{fx.stem}: unknown apg function {fn!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# loops
+# ------------------------------------------------------------------------------------------------
+def load_dit(fx) -> AceStepDiT:
+    config = DiTConfig.from_reference(fx.config)
+    model = AceStepDiT(config, dtype=torch.float32).eval()
+    ignored = AceStepDiT.ignored_checkpoint_keys(config)
+    model.load_state_dict({k: v for k, v in fx.state_dict.items() if k not in ignored}, strict=True)
+    return model
+
+
+_COND_INPUTS = {"encoder_text_hidden_states", "text_attention_mask", "speaker_embds",
+                "lyric_token_ids", "lyric_mask"}
+_NOISE_INPUTS = {"noise_target": "noise", "noise_retake": "retake_noise"}
+
+
+def run_loop(fx) -> None:
+    inp = dict(fx.inputs)
+    cond = Conditioning(
+        text_states=inp["encoder_text_hidden_states"],
+        text_mask=inp["text_attention_mask"],
+        speaker_embeds=inp.get("speaker_embds"),
+        lyric_ids=inp["lyric_token_ids"],
+        lyric_mask=inp["lyric_mask"],
+    )
+    params = set(inspect.signature(text2music_diffusion_process).parameters)
+    kwargs = {}
+    for key, value in fx.args.items():
+        assert key in params, f"{fx.stem}: official keyword {key!r} not supported"
+        if value is None and key in inp:
+            continue  # a tensor argument, taken from the inputs below
+        kwargs[key] = value
+    for name, tensor in inp.items():
+        if name in _COND_INPUTS:
+            continue
+        key = _NOISE_INPUTS.get(name, name)
+        assert key in params, f"{fx.stem}: input {name!r} has no matching keyword"
+        kwargs[key] = tensor
+    if kwargs.get("oss_steps") is None:
+        kwargs["oss_steps"] = ()
+    dit = load_dit(fx)
+    with torch.no_grad():
+        out = text2music_diffusion_process(dit, cond, **kwargs)
+    fx.check("latent", out)
+
+
+RUNNERS = {
+    "v1.schedule": run_schedule,
+    "v1.apg": run_apg,
+    "v1.sample": run_loop,
+    "v1.retake": run_loop,
+    "v1.repaint": run_loop,
+    "v1.extend": run_loop,
+}
