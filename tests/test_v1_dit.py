@@ -11,7 +11,18 @@ from torch import nn
 
 from ace_core.errors import InputError
 from ace_core.v1 import lyric_encoder as lyric_module
-from ace_core.v1.dit import AceStepDiT, DiTConfig, LinearSelfAttention, rope_cos_sin
+from ace_core.v1.dit import (
+    AceStepDiT,
+    CrossAttentionCache,
+    DiTConfig,
+    GLUMBConv,
+    LinearSelfAttention,
+    PatchEmbed,
+    RotaryTables,
+    _rotate_tokens,
+    apply_rope,
+    rope_cos_sin,
+)
 from ace_core.v1.lyric_encoder import LyricConformerEncoder, LyricEncoderConfig
 
 MANIFEST = (
@@ -198,3 +209,78 @@ def test_bf16_runs_close_to_fp32():
         out = model.to(torch.bfloat16)(**inp)
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
     assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+# ---- fast paths: same numerics as the straightforward formulation ------------------------------
+
+
+def _encode(model, inp):
+    return model.encode(
+        inp["text_states"], inp["text_mask"], inp["speaker_embeds"], inp["lyric_ids"], inp["lyric_mask"]
+    )
+
+
+def test_cross_kv_cache_equals_uncached_decode():
+    model, inp = tiny_model(), tiny_inputs()
+    with torch.no_grad():
+        enc, enc_mask = _encode(model, inp)
+        cache = model.precompute_cross_kv(enc, enc_mask)
+        for t in (inp["timestep"], 30.0):  # the same cache serves every step
+            plain = model.decode(inp["x"], inp["attention_mask"], enc, enc_mask, t)
+            cached = model.decode(inp["x"], inp["attention_mask"], None, None, t, cross_kv=cache)
+            assert torch.equal(plain, cached)
+        also_states = model.decode(inp["x"], inp["attention_mask"], enc, enc_mask, 30.0, 9, cross_kv=cache)
+        assert torch.equal(also_states, cached[..., :9])
+        # batching per-item caches (e.g. cond + uncond) equals the cache of the batch
+        halves = [model.precompute_cross_kv(enc[i : i + 1], enc_mask[i : i + 1]) for i in range(2)]
+        joined = model.decode(inp["x"], inp["attention_mask"], None, None, 30.0,
+                              cross_kv=CrossAttentionCache.cat(halves))
+        assert torch.equal(joined, cached)
+    assert cache.batch_size == 2 and cache.length == enc.shape[1]
+    assert cache.nbytes == 2 * 2 * enc.numel() * 4 + enc_mask.numel() * 4  # 2 blocks x (k, v) + mask
+
+
+def test_cross_kv_cache_misuse_is_rejected():
+    model, inp = tiny_model(), tiny_inputs()
+    with torch.no_grad():
+        enc, enc_mask = _encode(model, inp)
+        cache = model.precompute_cross_kv(enc, enc_mask)
+        with pytest.raises(InputError):  # batch mismatch
+            model.decode(inp["x"][:1], None, None, None, 10.0, cross_kv=cache)
+        with pytest.raises(InputError):  # states that do not match the cache
+            model.decode(inp["x"], None, enc[:, :4], enc_mask[:, :4], 10.0, cross_kv=cache)
+        with pytest.raises(InputError):  # another model's cache
+            tiny_model(seed=1).decode(inp["x"], None, None, None, 10.0, cross_kv=cache)
+        with pytest.raises(InputError):  # no context at all
+            model.decode(inp["x"], None, None, None, 10.0)
+        with pytest.raises(InputError):  # enc batch != latent batch
+            model.decode(inp["x"][:1], None, enc, enc_mask, 10.0)
+        model.to(torch.bfloat16)
+        with pytest.raises(InputError):  # built before a dtype change
+            model.decode(inp["x"], None, None, None, 10.0, cross_kv=cache)
+
+
+def test_rotary_tables_match_reference_rope_exactly():
+    gen = torch.Generator().manual_seed(7)
+    for dtype in (torch.float32, torch.bfloat16):
+        x = torch.randn(2, 9, 3, 16, generator=gen).to(dtype)  # (B, S, H, hd)
+        cos, sin = rope_cos_sin(9, 16, 1e6, "cpu", dtype)
+        expected = apply_rope(x.transpose(1, 2), cos, sin).transpose(1, 2)
+        assert torch.equal(_rotate_tokens(x, RotaryTables(cos, sin)), expected)
+
+
+def test_pointwise_ffn_and_patch_embed_match_convolutions():
+    """The 1x1 convs run as matmuls; compare with the plain convolution formulation."""
+    F = torch.nn.functional
+    ff = randomize(GLUMBConv(32, 40), seed=8)
+    x = torch.randn(2, 11, 32, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        h = F.silu(ff.inverted_conv(x.transpose(1, 2)))
+        h, gate = ff.depth_conv(h).chunk(2, dim=1)
+        expected = ff.point_conv(h * F.silu(gate)).transpose(1, 2)
+        torch.testing.assert_close(ff(x), expected, atol=1e-5, rtol=1e-5)
+    embed = randomize(PatchEmbed(DiTConfig.from_reference(TINY)), seed=10)
+    lat = torch.randn(2, 8, 16, 5, generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        expected = embed.early_conv_layers(lat).flatten(2).transpose(1, 2)
+        torch.testing.assert_close(embed(lat), expected, atol=1e-5, rtol=1e-5)

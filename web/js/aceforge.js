@@ -1,0 +1,54 @@
+// AceForge frontend extension: shows the language detected for every lyric line on the
+// Lyric Romanizer node after it runs (read-only, never saved in the workflow).
+import { app } from "../../../scripts/app.js";
+import { ComfyWidgets } from "../../../scripts/widgets.js";
+
+const ROMANIZER = "AceForge_LyricRomanizer";
+const SETTING = "AceForge.LyricRomanizer.ShowLanguages";
+const WIDGET = "detected_languages";
+
+// Call `callback` after the object's existing `property` function (if any), keeping its result.
+function chainCallback(object, property, callback) {
+  const original = object[property];
+  object[property] = function (...args) {
+    const result = original?.apply(this, args);
+    callback.apply(this, args);
+    return result;
+  };
+}
+
+function showLanguages(node, text) {
+  let widget = node.widgets?.find((w) => w.name === WIDGET);
+  if (!widget) {
+    widget = ComfyWidgets.STRING(node, WIDGET, ["STRING", { multiline: true }], app).widget;
+    widget.serialize = false; // display only: not part of widgets_values nor of the API prompt
+    if (widget.inputEl) {
+      widget.inputEl.readOnly = true;
+      widget.inputEl.style.opacity = 0.85;
+    }
+  }
+  widget.value = text;
+  node.setSize([node.size[0], Math.max(node.size[1], node.computeSize()[1])]);
+  node.setDirtyCanvas(true, true);
+}
+
+app.registerExtension({
+  name: "AceForge.lyricLanguages",
+  settings: [
+    {
+      id: SETTING,
+      category: ["AceForge", "Lyric Romanizer", "Show languages"],
+      name: "Show the detected language of every lyric line on the Lyric Romanizer",
+      type: "boolean",
+      defaultValue: true,
+    },
+  ],
+  nodeCreated(node) {
+    if (node.comfyClass !== ROMANIZER) return;
+    chainCallback(node, "onExecuted", function (message) {
+      if (app.extensionManager?.setting?.get(SETTING) === false) return;
+      const text = (message?.text ?? []).join("\n");
+      if (text) showLanguages(this, text);
+    });
+  },
+});
