@@ -16,6 +16,13 @@ Reference quirks reproduced on purpose:
 - Linear attention runs in float32 with a normaliser from a padded row of ones and eps 1e-15.
 - The final layer is modulated with ``embedded_timestep`` (before ``t_block``).
 
+Speed (inference): the kernel-1 convolutions (FFN, PatchEmbed projection) run as matmuls on
+channels-last tokens (the weights are viewed, never copied or upcast); RoPE tables are cached per
+length; the cross-attention keys/values depend only on the encoder states, so
+``precompute_cross_kv`` can build them once per generation and ``decode(..., cross_kv=cache)``
+reuses them at every step (same result). Only activations are upcast to float32, where the
+reference does it (RMSNorm, RoPE, the linear attention).
+
 The published files also hold training-only ``projectors.*`` and the never-used
 ``cross_attn.{add_q_proj,add_k_proj,add_v_proj,to_add_out}``; this module does not create them,
 ``AceStepDiT.ignored_checkpoint_keys`` lists them so a loader can check and skip them.
@@ -178,9 +185,52 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return (x.float() * cos + rotated.float() * sin).to(x.dtype)
 
 
-def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
-    # (B, S, H*hd) -> (B, H, S, hd)
-    return x.unflatten(-1, (heads, -1)).transpose(1, 2)
+class RotaryTables:
+    """RoPE tables prepared for :func:`_rotate_tokens`: ``cos`` and ``sin_signed`` (S, 1, hd) float32.
+
+    The values are the reference tables (rounded to the model dtype, as the reference casts
+    them) promoted to float32, with the sign of ``rot(x)`` folded into the even entries of
+    ``sin_signed``; x * cos + swap(x) * sin_signed is then bit-identical to :func:`apply_rope`.
+    Accepts the ``(cos, sin)`` pair returned by :func:`rope_cos_sin`.
+    """
+
+    __slots__ = ("cos", "sin_signed")
+
+    def __init__(self, cos: torch.Tensor, sin: torch.Tensor):
+        sin_signed = sin.float().clone()  # (S, hd)
+        sin_signed[:, 0::2] = -sin_signed[:, 0::2]
+        self.cos = cos.float()[:, None]  # (S, 1, hd)
+        self.sin_signed = sin_signed[:, None]  # (S, 1, hd)
+
+    @classmethod
+    def of(cls, rope) -> "RotaryTables":
+        return rope if isinstance(rope, cls) else cls(*rope)
+
+
+_ROTARY_CACHE: dict = {}
+
+
+def rotary_tables(length: int, dim: int, theta: float, device, dtype) -> RotaryTables:
+    """:class:`RotaryTables` for ``rope_cos_sin(length, dim, theta, device, dtype)``; cached."""
+    key = (length, dim, float(theta), str(device), dtype)
+    tables = _ROTARY_CACHE.get(key)
+    if tables is None:
+        tables = RotaryTables(*rope_cos_sin(length, dim, theta, device, dtype))
+        if len(_ROTARY_CACHE) >= 16:
+            _ROTARY_CACHE.clear()
+        _ROTARY_CACHE[key] = tables
+    return tables
+
+
+def _rotate_tokens(x: torch.Tensor, rope: RotaryTables) -> torch.Tensor:
+    """:func:`apply_rope` for the token-major layout x (B, S, H, hd) (contiguous: cheaper).
+
+    Same float32 operations in the same order as the reference (exact), returned in x's dtype.
+    """
+    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (B, S, H, hd): x[2i+1], x[2i], ...
+    out = x.float() * rope.cos  # (B, S, H, hd) float32
+    out += swapped.float() * rope.sin_signed
+    return out.to(x.dtype)
 
 
 def _merge_heads(x: torch.Tensor) -> torch.Tensor:
@@ -224,7 +274,10 @@ class PatchEmbed(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.early_conv_layers(x).flatten(2).transpose(1, 2)  # (B, D, H', W') -> (B, H'W', D)
+        patch_conv, norm, proj = self.early_conv_layers
+        h = norm(patch_conv(x)).flatten(2).transpose(1, 2).contiguous()  # (B, 256C, H', W') -> (B, H'W', 256C)
+        # The 1x1 conv as a Linear on channels-last tokens (a plain matmul; the weight is viewed).
+        return F.linear(h, proj.weight.flatten(1), proj.bias)  # (B, H'W', D)
 
 
 class LinearSelfAttention(nn.Module):
@@ -244,23 +297,32 @@ class LinearSelfAttention(nn.Module):
         self.to_v = nn.Linear(dim, dim, **kw)
         self.to_out = nn.ModuleList([nn.Linear(dim, dim, **kw)])
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, rope: tuple) -> torch.Tensor:
-        """x (B, S, D); mask (B, S) (1 = valid); rope = (cos, sin) each (S, hd) -> (B, S, D)."""
-        q = apply_rope(_split_heads(self.to_q(x), self.heads), *rope)  # (B, H, S, hd)
-        k = apply_rope(_split_heads(self.to_k(x), self.heads), *rope)  # (B, H, S, hd)
-        v = _split_heads(self.to_v(x), self.heads)  # (B, H, S, hd)
-        m = mask[:, None, :, None].to(x.dtype)  # (B, 1, S, 1)
-        q, k, v = q * m, k * m, v * m
-        q, k, v = F.relu(q).float(), F.relu(k).float(), v.float()
-        v = F.pad(v, (0, 1), value=1.0)  # (B, H, S, hd+1): the ones column yields the normaliser
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rope) -> torch.Tensor:
+        """x (B, S, D); mask (B, S) (1 = valid) or None (all valid); rope = (cos, sin) each (S, hd)
+        from :func:`rope_cos_sin` or :class:`RotaryTables` -> (B, S, D)."""
+        rope = RotaryTables.of(rope)
+        heads = (self.heads, -1)
+        q = _rotate_tokens(self.to_q(x).unflatten(-1, heads), rope)  # (B, S, H, hd)
+        k = _rotate_tokens(self.to_k(x).unflatten(-1, heads), rope)  # (B, S, H, hd)
+        v = self.to_v(x).unflatten(-1, heads)  # (B, S, H, hd)
+        if mask is not None:
+            m = mask[:, :, None, None].to(x.dtype)  # (B, S, 1, 1); 0/1 factors are exact
+            q, k, v = q * m, k * m, v * m
+        # The attention itself in float32, as the reference does (its matmuls upcast q, k, v).
+        q, k = F.relu(q).float().transpose(1, 2), F.relu(k).float().transpose(1, 2)  # (B, H, S, hd)
+        v = F.pad(v.float(), (0, 1), value=1.0).transpose(1, 2)  # (B, H, S, hd+1): ones column -> normaliser
         kv = k.transpose(-2, -1) @ v  # (B, H, hd, hd+1)
         out = q @ kv  # (B, H, S, hd+1)
         out = out[..., :-1] / (out[..., -1:] + LINEAR_ATTENTION_EPS)  # (B, H, S, hd)
-        return self.to_out[0](_merge_heads(out).to(x.dtype))
+        return self.to_out[0](_merge_heads(out.to(x.dtype)))
 
 
 class CrossAttention(nn.Module):
-    """Softmax cross-attention (SDPA) from latent tokens to the encoder context, RoPE on q and k."""
+    """Softmax cross-attention (SDPA) from latent tokens to the encoder context, RoPE on q and k.
+
+    The context side (k with RoPE, v) depends only on the encoder states: :meth:`project_context`
+    computes it once, so it can be cached across sampling steps (see :class:`CrossAttentionCache`).
+    """
 
     def __init__(self, dim: int, heads: int, dtype=None, device=None):
         super().__init__()
@@ -271,24 +333,31 @@ class CrossAttention(nn.Module):
         self.to_v = nn.Linear(dim, dim, **kw)
         self.to_out = nn.ModuleList([nn.Linear(dim, dim, **kw)])
 
+    def project_context(self, context: torch.Tensor, rope_k) -> tuple[torch.Tensor, torch.Tensor]:
+        """context (B, S, D), rope_k for S positions -> k (with RoPE), v: each (B, H, S, hd)."""
+        rope_k = RotaryTables.of(rope_k)
+        k = _rotate_tokens(self.to_k(context).unflatten(-1, (self.heads, -1)), rope_k)  # (B, S, H, hd)
+        v = self.to_v(context).unflatten(-1, (self.heads, -1))  # (B, S, H, hd)
+        return k.transpose(1, 2), v.transpose(1, 2)  # (B, H, S, hd) views
+
     def forward(
         self,
         x: torch.Tensor,
-        context: torch.Tensor,
-        allowed: torch.Tensor,
-        row_keep: torch.Tensor,
-        rope_q: tuple,
-        rope_k: tuple,
+        kv: tuple[torch.Tensor, torch.Tensor],
+        allowed: torch.Tensor | None,
+        row_keep: torch.Tensor | None,
+        rope_q,
     ) -> torch.Tensor:
-        """x (B, T, D); context (B, S, D); allowed (B, 1, T, S) bool; row_keep (B, 1, T, 1) -> (B, T, D).
+        """x (B, T, D); kv from :meth:`project_context`; allowed (B, 1, T, S) bool or None (all);
+        row_keep (B, 1, T, 1) or None (all rows) -> (B, T, D).
 
         ``row_keep`` zeroes the rows that may attend to nothing (the reference's fully masked
         rows give 0 there); ``allowed`` lets those rows see everything to avoid NaN.
         """
-        q = apply_rope(_split_heads(self.to_q(x), self.heads), *rope_q)  # (B, H, T, hd)
-        k = apply_rope(_split_heads(self.to_k(context), self.heads), *rope_k)  # (B, H, S, hd)
-        v = _split_heads(self.to_v(context), self.heads)  # (B, H, S, hd)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed) * row_keep  # (B, H, T, hd)
+        q = _rotate_tokens(self.to_q(x).unflatten(-1, (self.heads, -1)), RotaryTables.of(rope_q))  # (B, T, H, hd)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), *kv, attn_mask=allowed)  # (B, H, T, hd)
+        if row_keep is not None:
+            out = out * row_keep
         return self.to_out[0](_merge_heads(out))
 
 
@@ -303,6 +372,15 @@ class ConvLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
+
+    def pointwise(self, x: torch.Tensor) -> torch.Tensor:
+        """The kernel-1 conv as a Linear on channels-last x (B, T, C_in) -> (B, T, C_out).
+
+        Same result as ``conv(x.transpose(1, 2)).transpose(1, 2)`` up to summation order, but a
+        plain matmul (on CPU about twice as fast as the 1x1 convolution); the weight is viewed,
+        not copied.
+        """
+        return F.linear(x, self.conv.weight.squeeze(-1), self.conv.bias)  # (C_out, C_in, 1) -> (C_out, C_in)
 
 
 class GLUMBConv(nn.Module):
@@ -319,9 +397,10 @@ class GLUMBConv(nn.Module):
         self.point_conv = ConvLayer(hidden, dim, 1, bias=False, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.silu(self.inverted_conv(x.transpose(1, 2)))  # (B, 2F, T)
-        h, gate = self.depth_conv(h).chunk(2, dim=1)  # (B, F, T) each
-        return self.point_conv(h * F.silu(gate)).transpose(1, 2)  # (B, T, D)
+        h = F.silu(self.inverted_conv.pointwise(x))  # (B, T, 2F)
+        h, gate = self.depth_conv(h.transpose(1, 2)).chunk(2, dim=1)  # (B, F, T) each
+        h = (h * F.silu(gate)).transpose(1, 2).contiguous()  # (B, T, F); contiguous for a fast matmul
+        return self.point_conv.pointwise(h)  # (B, T, D)
 
 
 class LinearTransformerBlock(nn.Module):
@@ -338,15 +417,65 @@ class LinearTransformerBlock(nn.Module):
         self.cross_attn = CrossAttention(dim, heads, **kw)
         self.ff = GLUMBConv(dim, config.ffn_hidden, **kw)
 
-    def forward(self, x, temb, mask, context, allowed, row_keep, rope_x, rope_ctx) -> torch.Tensor:
-        """x (B, T, D); temb (B, 6D); mask (B, T); context (B, S, D); see CrossAttention for masks."""
+    def forward(self, x, temb, mask, cross_kv, allowed, row_keep, rope_x) -> torch.Tensor:
+        """x (B, T, D); temb (B, 6D); mask (B, T) or None; cross_kv = this block's context (k, v);
+        see CrossAttention for ``allowed`` / ``row_keep``."""
         mods = self.scale_shift_table[None] + temb.unflatten(1, (6, self.dim))  # (B, 6, D)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mods.chunk(6, dim=1)  # (B, 1, D) each
         h = rms_norm(x) * (1 + scale_msa) + shift_msa
         x = x + gate_msa * self.attn(h, mask, rope_x)
-        x = x + self.cross_attn(x, context, allowed, row_keep, rope_x, rope_ctx)
+        x = x + self.cross_attn(x, cross_kv, allowed, row_keep, rope_x)
         h = rms_norm(x) * (1 + scale_mlp) + shift_mlp
         return x + gate_mlp * self.ff(h)
+
+
+class CrossAttentionCache:
+    """Per-block cross-attention keys/values of fixed encoder states (from
+    :meth:`AceStepDiT.precompute_cross_kv`); pass as ``decode(..., cross_kv=cache)``.
+
+    Holds, for every transformer block, k (RoPE applied) and v, each (B, H, S, hd) in the model
+    dtype, plus the encoder mask (B, S) float32. Valid only for the model (and weights) that built
+    it; about 2 * num_layers * B * S * D elements (24 blocks, S = 321, D = 2560: 79 MB per batch
+    item in bf16). Treat as opaque.
+    """
+
+    __slots__ = ("kv", "mask", "_all_valid", "_owner")
+
+    def __init__(self, kv: tuple, mask: torch.Tensor, owner: int):
+        self.kv = kv  # tuple over blocks of (k, v), each (B, H, S, hd)
+        self.mask = mask  # (B, S) float32
+        self._all_valid = bool((mask == 1).all())
+        self._owner = owner
+
+    @property
+    def batch_size(self) -> int:
+        return self.mask.shape[0]
+
+    @property
+    def length(self) -> int:
+        return self.mask.shape[1]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for pair in self.kv for t in pair) + self.mask.numel() * 4
+
+    @classmethod
+    def cat(cls, caches: "list[CrossAttentionCache]") -> "CrossAttentionCache":
+        """Concatenate caches of the same model and length along the batch (e.g. cond + uncond)."""
+        caches = list(caches)
+        if not caches:
+            raise InputError("CrossAttentionCache.cat: no caches given")
+        first = caches[0]
+        for c in caches[1:]:
+            if c._owner != first._owner or c.length != first.length:
+                raise InputError(
+                    "CrossAttentionCache.cat: caches must come from the same model with the same "
+                    f"encoder length; got lengths {[x.length for x in caches]}"
+                )
+        kv = tuple(
+            tuple(torch.cat([c.kv[i][j] for c in caches], dim=0) for j in range(2)) for i in range(len(first.kv))
+        )
+        return cls(kv, torch.cat([c.mask for c in caches], dim=0), first._owner)
 
 
 class T2IFinalLayer(nn.Module):
@@ -474,19 +603,46 @@ class AceStepDiT(nn.Module):
         return states, mask
 
     # ---- denoiser ----------------------------------------------------------------------------
+    def _check_context(self, enc_states: torch.Tensor, enc_mask: torch.Tensor) -> None:
+        if enc_states.ndim != 3 or enc_states.shape[-1] != self.config.inner_dim:
+            raise InputError(
+                f"enc_states must be (B, S, {self.config.inner_dim}) from encode(); got {tuple(enc_states.shape)}"
+            )
+        if tuple(enc_mask.shape) != tuple(enc_states.shape[:2]):
+            raise InputError(
+                f"enc_mask shape {tuple(enc_mask.shape)} != enc_states (B, S) = {tuple(enc_states.shape[:2])}"
+            )
+
+    def precompute_cross_kv(self, enc_states: torch.Tensor, enc_mask: torch.Tensor) -> CrossAttentionCache:
+        """Project the encoder states to every block's cross-attention keys/values once.
+
+        enc_states (B, S, D) and enc_mask (B, S) from :meth:`encode`. The result, passed as
+        ``decode(..., cross_kv=cache)``, gives exactly the same output as the uncached call while
+        skipping 2 * num_layers (S x D x D) projections per step. Rebuild it if the weights change.
+        """
+        self._check_context(enc_states, enc_mask)
+        device, dtype, cfg = self.device, self.dtype, self.config
+        context = enc_states.to(device, dtype)
+        rope = rotary_tables(context.shape[1], cfg.attention_head_dim, cfg.rope_theta, device, dtype)
+        kv = tuple(block.cross_attn.project_context(context, rope) for block in self.transformer_blocks)
+        return CrossAttentionCache(kv, enc_mask.to(device, torch.float32), id(self))
+
     def decode(
         self,
         x: torch.Tensor,
         attention_mask: torch.Tensor | None,
-        enc_states: torch.Tensor,
-        enc_mask: torch.Tensor,
+        enc_states: torch.Tensor | None,
+        enc_mask: torch.Tensor | None,
         timestep: torch.Tensor | float,
         output_length: int | None = None,
+        cross_kv: CrossAttentionCache | None = None,
     ) -> torch.Tensor:
         """Predict the flow velocity.
 
         x (B, in_channels, p0, T) noisy latent; attention_mask (B, T) (1 = valid frame, None = all);
         enc_states (B, S, D) and enc_mask (B, S) from ``encode``; timestep (B,) or scalar, sigma*1000.
+        ``cross_kv``: optional :meth:`precompute_cross_kv` result for these encoder states; then
+        enc_states / enc_mask may be None (if given they are only shape-checked against it).
         Returns v (B, out_channels, p0, output_length or T) in the model dtype.
         """
         cfg = self.config
@@ -497,34 +653,70 @@ class AceStepDiT(nn.Module):
         B, device, dtype = x.shape[0], self.device, self.dtype
         if output_length is None:
             output_length = x.shape[-1]
+
+        if cross_kv is None:
+            if enc_states is None or enc_mask is None:
+                raise InputError("decode: enc_states and enc_mask are required when cross_kv is not given")
+            self._check_context(enc_states, enc_mask)
+            if enc_states.shape[0] != B:
+                raise InputError(f"enc_states batch {enc_states.shape[0]} != latent batch {B}")
+            context = enc_states.to(device, dtype)
+            enc_mask = enc_mask.to(device, torch.float32)
+            S, context_all_valid = context.shape[1], None
+        else:
+            if not isinstance(cross_kv, CrossAttentionCache) or cross_kv._owner != id(self) or len(
+                cross_kv.kv
+            ) != len(self.transformer_blocks):
+                raise InputError("cross_kv: not a CrossAttentionCache built by this model's precompute_cross_kv")
+            k0 = cross_kv.kv[0][0] if cross_kv.kv else cross_kv.mask
+            if k0.device != device or (cross_kv.kv and k0.dtype != dtype):
+                raise InputError(
+                    f"cross_kv was built on {k0.device} / {k0.dtype}, the model is now on {device} / {dtype}: "
+                    "call precompute_cross_kv again"
+                )
+            S = cross_kv.length
+            if enc_states is not None and tuple(enc_states.shape[:2]) != (cross_kv.batch_size, S):
+                raise InputError(
+                    f"enc_states (B, S) {tuple(enc_states.shape[:2])} != cross_kv (B, S) {(cross_kv.batch_size, S)}"
+                )
+            if enc_mask is not None and tuple(enc_mask.shape) != (cross_kv.batch_size, S):
+                raise InputError(f"enc_mask {tuple(enc_mask.shape)} != cross_kv (B, S) {(cross_kv.batch_size, S)}")
+            if cross_kv.batch_size != B:
+                raise InputError(f"cross_kv batch {cross_kv.batch_size} != latent batch {B}")
+            context, enc_mask, context_all_valid = None, cross_kv.mask, cross_kv._all_valid
+
         timestep = torch.as_tensor(timestep, device=device).reshape(-1).expand(B)
         emb_t = self.timestep_embedder(timestep_sinusoid(timestep).to(dtype))  # (B, D)
         temb = self.t_block(emb_t)  # (B, 6D)
 
         h = self.proj_in(x.to(device, dtype))  # (B, T, D)
         T = h.shape[1]
-        if attention_mask is None:
-            attention_mask = torch.ones(B, T, device=device)
-        if attention_mask.shape != (B, T):
-            raise InputError(f"attention_mask shape {tuple(attention_mask.shape)} != (B, T) = {(B, T)}")
-        attention_mask = attention_mask.to(device)
-        context = enc_states.to(device, dtype)
-        S = context.shape[1]
-        if enc_mask.shape != (B, S):
-            raise InputError(f"enc_mask shape {tuple(enc_mask.shape)} != enc_states (B, S) = {(B, S)}")
+        if attention_mask is not None:
+            if attention_mask.shape != (B, T):
+                raise InputError(f"attention_mask shape {tuple(attention_mask.shape)} != (B, T) = {(B, T)}")
+            attention_mask = attention_mask.to(device)
+            if bool((attention_mask == 1).all()):
+                attention_mask = None  # all frames valid: the masking below is the identity
 
         # Cross-attention mask: frame t may see token s iff latent_mask[t] * enc_mask[s] == 1.
-        pair = attention_mask.float()[:, :, None] * enc_mask.to(device, torch.float32)[:, None, :]  # (B, T, S)
-        allowed = pair == 1
-        has_any = allowed.any(dim=-1, keepdim=True)  # (B, T, 1)
-        allowed = (allowed | ~has_any)[:, None]  # (B, 1, T, S)
-        row_keep = has_any[:, None].to(dtype)  # (B, 1, T, 1)
+        if context_all_valid is None:
+            context_all_valid = bool((enc_mask == 1).all())
+        if attention_mask is None and context_all_valid:
+            allowed = row_keep = None  # every pair allowed: plain (unmasked) attention, same result
+        else:
+            latent = attention_mask.float() if attention_mask is not None else torch.ones(B, T, device=device)
+            pair = latent[:, :, None] * enc_mask[:, None, :]  # (B, T, S)
+            allowed = pair == 1
+            has_any = allowed.any(dim=-1, keepdim=True)  # (B, T, 1)
+            allowed = (allowed | ~has_any)[:, None]  # (B, 1, T, S)
+            row_keep = has_any[:, None].to(dtype)  # (B, 1, T, 1)
 
         hd = cfg.attention_head_dim
-        rope_x = rope_cos_sin(T, hd, cfg.rope_theta, device, dtype)
-        rope_ctx = rope_cos_sin(S, hd, cfg.rope_theta, device, dtype)
-        for block in self.transformer_blocks:
-            h = block(h, temb, attention_mask, context, allowed, row_keep, rope_x, rope_ctx)
+        rope_x = rotary_tables(T, hd, cfg.rope_theta, device, dtype)
+        rope_ctx = rotary_tables(S, hd, cfg.rope_theta, device, dtype) if cross_kv is None else None
+        for i, block in enumerate(self.transformer_blocks):
+            kv = cross_kv.kv[i] if cross_kv is not None else block.cross_attn.project_context(context, rope_ctx)
+            h = block(h, temb, attention_mask, kv, allowed, row_keep, rope_x)
         return self.final_layer(h, emb_t, output_length)
 
     def forward(
