@@ -420,3 +420,23 @@ def test_reference_dispatch_matches_wrappers(dit):
     r2 = E.repaint(dit, cond, src, E.region_mask(T, 2, 5), noise=_noise(4), retake_noise=_noise(5),
                    retake_variance=0.5, steps=2, guidance_scale=5.0, guidance_interval=1.0, use_erg_diffusion=False)
     assert torch.equal(r, r2)
+
+
+class _CountingCache(_Counting):
+    """Counts decode calls and cross-attention cache builds of the wrapped DiT."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.builds = 0
+
+    def precompute_cross_kv(self, *a, **k):
+        self.builds += 1
+        return self.inner.precompute_cross_kv(*a, **k)
+
+
+def test_cross_kv_cache_built_once_per_pass_and_identical(dit):
+    cached = _CountingCache(dit)
+    a = SMP.sample(cached, _cond(), noise=_noise(3), **FAST)
+    b = SMP.sample(_Counting(dit), _cond(), noise=_noise(3), **FAST)  # no cache API: plain decode
+    assert torch.equal(a, b)
+    assert cached.calls > 2 and cached.builds == 2  # cond + null, whatever the number of steps

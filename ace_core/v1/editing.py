@@ -38,6 +38,7 @@ from .sampling import (
     Conditioning,
     GuidanceSettings,
     Guider,
+    VelocityModel,
     _check_steps,
     _dit_dtype_device,
     _latent_noise,
@@ -445,7 +446,7 @@ def flowedit(dit, src_cond: Conditioning, tar_cond: Conditioning, src_latents: t
     if int(n_avg) != n_avg or n_avg < 1:
         raise InputError(f"n_avg: must be a whole number ≥ 1, got {n_avg!r}")
     n_avg = int(n_avg)
-    model_dtype, device = _dit_dtype_device(dit)
+    _, device = _dit_dtype_device(dit)
     b = int(src.shape[0])
     x_src = src.to(device, torch.float32)
     do_cfg = not (guidance_scale == 0.0 or guidance_scale == 1.0)
@@ -473,12 +474,7 @@ def flowedit(dit, src_cond: Conditioning, tar_cond: Conditioning, src_latents: t
             raise InputError("generator: FlowEdit draws fresh noise; pass a torch.Generator")
         return randn(x_src.shape, g, device=device, dtype=torch.float32)
 
-    def decode(x, t, states):
-        mask = torch.ones(b, x.shape[-1], device=device, dtype=torch.float32)
-        with torch.no_grad():
-            v = dit.decode(x.to(device, model_dtype), mask, states[0], states[1],
-                           t.to(device).expand(b), x.shape[-1])
-        return v.to(torch.float32)
+    decode = VelocityModel(dit)
 
     def velocity(x, t, enc, mb):
         v_c = decode(x, t, enc.cond)

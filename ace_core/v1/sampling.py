@@ -277,6 +277,45 @@ class GuidanceSettings:
         return cls(**kwargs).validate()
 
 
+class VelocityModel:
+    """``dit.decode`` as a sampling loop calls it: ``model(x, t, states) -> v``.
+
+    x (B, 8, 16, T) any float dtype, t the 0-d timestep (σ·1000), ``states`` one
+    :data:`EncoderStates` of the run; returns v (B, 8, 16, T) float32. Every latent frame is
+    valid. The cross-attention keys/values of each set of encoder states are projected once
+    per run (``dit.precompute_cross_kv``) instead of at every step; results are identical.
+    """
+
+    def __init__(self, dit):
+        self.dit = dit
+        self.model_dtype, self.device = _dit_dtype_device(dit)
+        self._caches: dict = {}  # id(states) -> (states, cache); holding states keeps the id unique
+        self.calls = 0
+
+    def _cross_kv(self, states: EncoderStates):
+        precompute = getattr(self.dit, "precompute_cross_kv", None)
+        if precompute is None:
+            return None
+        entry = self._caches.get(id(states))
+        if entry is None or entry[0] is not states:
+            entry = self._caches[id(states)] = (states, precompute(states[0], states[1]))
+        return entry[1]
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, states: EncoderStates) -> torch.Tensor:
+        b, t_len = x.shape[0], x.shape[-1]
+        mask = torch.ones(b, t_len, device=self.device, dtype=torch.float32)
+        timestep = t.to(self.device).expand(b)
+        self.calls += 1
+        with torch.no_grad():
+            kwargs = {}
+            cache = self._cross_kv(states)
+            if cache is not None:
+                kwargs["cross_kv"] = cache
+            v = self.dit.decode(x.to(self.device, self.model_dtype), mask, states[0], states[1],
+                                timestep, t_len, **kwargs)
+        return v.to(torch.float32)
+
+
 class Guider:
     """Guided velocity for loop index ``i`` (the body of the official loop before the update).
 
@@ -293,18 +332,12 @@ class Guider:
         self.start_idx, self.end_idx = guidance_interval_bounds(num_inference_steps,
                                                                 settings.guidance_interval)
         self.momentum_buffer = MomentumBuffer()
-        self.model_dtype, self.device = _dit_dtype_device(dit)
-        self.calls = 0  # number of decode calls, for tests
+        self._decode = VelocityModel(dit)
 
-    def _decode(self, x: torch.Tensor, t: torch.Tensor, states: EncoderStates) -> torch.Tensor:
-        b, t_len = x.shape[0], x.shape[-1]
-        mask = torch.ones(b, t_len, device=self.device, dtype=torch.float32)
-        timestep = t.to(self.device).expand(b)
-        self.calls += 1
-        with torch.no_grad():
-            v = self.dit.decode(x.to(self.device, self.model_dtype), mask, states[0], states[1],
-                                timestep, t_len)
-        return v.to(torch.float32)
+    @property
+    def calls(self) -> int:
+        """Number of DiT decode calls so far (for tests)."""
+        return self._decode.calls
 
     def in_interval(self, i: int) -> bool:
         return self.start_idx <= i < self.end_idx
