@@ -440,3 +440,49 @@ def test_cross_kv_cache_built_once_per_pass_and_identical(dit):
     b = SMP.sample(_Counting(dit), _cond(), noise=_noise(3), **FAST)  # no cache API: plain decode
     assert torch.equal(a, b)
     assert cached.calls > 2 and cached.builds == 2  # cond + null, whatever the number of steps
+
+
+# ------------------------------------------------------------------------------------------------
+# properties checked against the official code off-repo (no official data here)
+# ------------------------------------------------------------------------------------------------
+def test_repaint_with_no_step_left_returns_source(dit):
+    src = _noise(3)
+    wrapped = _Counting(dit)
+    out = E.repaint(wrapped, _cond(), src, E.region_mask(T, 2, 5), noise=_noise(4), retake_noise=_noise(5),
+                    retake_variance=0.0, **FAST)
+    assert torch.equal(out, src) and wrapped.calls == 0
+    # oss_steps: n_min = int(max(oss)·(1 − variance)) = 4 ≥ 2 timesteps -> nothing to run either
+    dur = T / SMP.FRAMES_PER_SECOND + 1e-6
+    out = SMP.text2music_diffusion_process(
+        wrapped, _cond(), duration=dur, noise=_noise(4), retake_noise=_noise(5), add_retake_noise=True,
+        retake_variance=0.5, src_latents=src, repaint_start=2 / SMP.FRAMES_PER_SECOND + 1e-6,
+        repaint_end=5 / SMP.FRAMES_PER_SECOND + 1e-6, oss_steps=[2, 8], guidance_scale=5.0)
+    assert torch.equal(out, src) and wrapped.calls == 0
+
+
+@pytest.mark.parametrize("scheduler", ["euler", "pingpong"])
+def test_flowedit_identity_edit_keeps_source(dit, scheduler):
+    # same source and target conditioning, no guidance, edit over all steps: V_tar − V_src ≈ 0
+    # (pingpong too: the edit phase is FlowEdit's ODE whatever the sampler)
+    src = _noise(3)
+    out = E.flowedit(dit, _cond(), _cond(), src, steps=4, guidance_scale=1.0, n_max=1.0, n_avg=2,
+                     scheduler=scheduler, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out, src, atol=1e-5)
+
+
+def test_double_condition_with_equal_scales_is_cfg(dit):
+    # (1−g)·u + 0·text + g·c == CFG at g; guidance_scale / cfg_type / decay are not used by it
+    base = dict(noise=_noise(1), steps=3, guidance_interval=1.0, use_erg_diffusion=False)
+    a = SMP.sample(dit, _cond(), guidance_scale=9.0, cfg_type="apg", guidance_interval_decay=1.0,
+                   guidance_scale_text=4.0, guidance_scale_lyric=4.0, **base)
+    b = SMP.sample(dit, _cond(), guidance_scale=4.0, cfg_type="cfg", **base)
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_pingpong_noise_is_the_in_place_normal_stream():
+    # the official scheduler draws torch.empty_like(x).normal_(generator=g): same numbers as randn
+    x, v = torch.randn(2, 8, 16, 3), torch.randn(2, 8, 16, 3)
+    s, sn = torch.tensor(0.7), torch.tensor(0.4)
+    out = S.pingpong_step(v, x, s, sn, torch.Generator().manual_seed(5))
+    eps = torch.empty_like(x).normal_(generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(out, (1 - sn) * (x - s * v) + sn * eps, atol=1e-6)

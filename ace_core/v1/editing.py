@@ -13,6 +13,9 @@ Repaint / extend (the official "RePaint"-style loop of ``text2music_diffusion_pr
 * A soft mask (values in [0, 1]) feathers the edges in the latent domain: fractional frames take
   ``m·x + (1−m)·renoised source`` and a noise angle ``a·m``; frames at exactly 0 or 1 are computed
   exactly as with a hard mask (a {0, 1} mask gives bit-identical results).
+* Deliberate deviation: when no step is left to run (``n_min`` ≥ the number of timesteps, i.e.
+  ``retake_variance`` 0, or ``oss_steps`` with ``int(max(oss)·(1 − variance)) ≥ len(oss)``) the
+  source is returned unchanged; the official loop then returns the raw target noise.
 
 Extend pads the source with zero frames on the left and/or right and repaints only the padded
 frames; both noises are drawn with the **source** length and the new frames take their noise from
@@ -131,7 +134,11 @@ def repaint_noise(noise: torch.Tensor, retake_noise: torch.Tensor, mask: torch.T
 def masked_repaint_loop(guider: Guider, schedule: Schedule, x0: torch.Tensor, z0: torch.Tensor,
                         mask: torch.Tensor, n_min: int, *,
                         progress: Optional[ProgressHook] = None) -> torch.Tensor:
-    """The official repaint/extend loop. x0, z0, mask: (B, 8, 16, T) → latent (B, 8, 16, T)."""
+    """The official repaint/extend loop. x0, z0, mask: (B, 8, 16, T) → latent (B, 8, 16, T).
+
+    With ``n_min`` ≥ the number of timesteps nothing runs and ``x0`` is returned (deliberate: the
+    official code returns its un-renoised target noise there).
+    """
     timesteps = schedule.timesteps
     n = len(timesteps)
     binary = bool(((mask == 0) | (mask == 1)).all())
@@ -434,8 +441,9 @@ def flowedit(dit, src_cond: Conditioning, tar_cond: Conditioning, src_latents: t
     ``int(steps·n_max)`` (only when n_max < 1) it switches to target-only sampling from
     ``z + σ·ε + (1−σ)·x − x``. Guidance: APG at ``guidance_scale`` on both branches (none when
     the scale is 0 or 1); the null condition zeroes text, speaker, lyric ids and the lyric mask.
-    ``scheduler="pingpong"`` uses SDE updates (the official code drops the edit-phase update by
-    mistake; here it is applied). Randomness: ``generator`` or, for exact replays, ``noises`` (the
+    ``scheduler="pingpong"`` applies to the target-only phase; the edit phase is always the
+    deterministic ODE above (the official pingpong path computes the edit update but never
+    assigns it, so nothing is edited). Randomness: ``generator`` or, for exact replays, ``noises`` (the
     draws in order).
     """
     check_scheduler(scheduler)
@@ -506,11 +514,9 @@ def flowedit(dit, src_cond: Conditioning, tar_cond: Conditioning, src_latents: t
                 v_src = velocity(zt_src, t, enc_src, mb_src)
                 v_tar = velocity(zt_tar, t, enc_tar, None)
                 v_delta = v_delta + (1 / n_avg) * (v_tar - v_src)
-            if not pingpong:
-                zt_edit = zt_edit + (t_next - t_i) * v_delta
-            else:
-                denoised = zt_edit - t_i * v_delta
-                zt_edit = (1 - t_next) * denoised + t_next * draw(True)
+            # FlowEdit's ODE for every sampler: zt_edit lives in clean space, so an SDE step
+            # (pingpong's fresh noise) would noise the edit itself.
+            zt_edit = zt_edit + (t_next - t_i) * v_delta
         else:
             if i == i_max:
                 eps = draw(False)

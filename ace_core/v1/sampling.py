@@ -538,7 +538,9 @@ def text2music_diffusion_process(
     ``int(repaint_end·FR)`` select retake (the whole length), repaint (a sub-range) or extend
     (outside the source); ``audio2audio_enable`` with ``ref_latents`` noises the reference.
     Deviations: audio2audio combined with repaint/extend is rejected; the extend 240 s window
-    re-attaches the cut source correctly (the official re-attachment is broken).
+    re-attaches the cut source correctly (the official re-attachment is broken); a repaint with no
+    step left to run (``n_min`` ≥ the number of timesteps) returns ``src_latents`` unchanged (the
+    official returns the target noise).
     """
     check_scheduler(scheduler_type)
     infer_steps = _check_steps(infer_steps)

@@ -222,7 +222,9 @@ class _WeightNorm(nn.Module):
     """Shared weight-norm logic: parameters ``weight_g``, ``weight_v``, ``bias``.
 
     The effective weight ``g * v / ||v||`` (norm over dims 1..) is computed in float32 and cached
-    until ``weight_g``/``weight_v`` change (in-place loads bump their version counters).
+    until ``weight_g``/``weight_v`` change (in-place loads bump their version counters). Inference
+    tensors (parameters made under ``torch.inference_mode()``, as inside ComfyUI) have no version
+    counter: for them the cache is cleared by ``load_state_dict`` and ``.to()``.
     """
 
     def _init_params(self, v_shape, out_channels, dtype, device):
@@ -236,7 +238,8 @@ class _WeightNorm(nn.Module):
 
     def weight(self) -> torch.Tensor:
         g, v = self.weight_g, self.weight_v
-        key = (g._version, v._version, g.data_ptr(), v.data_ptr(), g.dtype, g.device)
+        versions = tuple(-1 if p.is_inference() else p._version for p in (g, v))
+        key = (versions, g.data_ptr(), v.data_ptr(), g.dtype, g.device)
         if self._cache is not None and self._cache_key == key and not torch.is_grad_enabled():
             return self._cache
         v32 = v.float()
@@ -248,6 +251,10 @@ class _WeightNorm(nn.Module):
     def _apply(self, fn, recurse=True):
         self._cache = None
         return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._cache = None
+        return super()._load_from_state_dict(*args, **kwargs)
 
 
 class WNConv1d(_WeightNorm):
