@@ -16,9 +16,9 @@ def tiny_bundle():
     from ace_core.v1.loader import load_v1
     from ace_core.v1.testing import write_tiny_checkpoint
 
-    folder = Path(tempfile.mkdtemp(prefix="aceforge_edit_"))
-    path = write_tiny_checkpoint(folder / "tiny.safetensors", layout="comfy", seed=0)
-    bundle = load_v1(path, dtype=torch.float32)
+    with tempfile.TemporaryDirectory(prefix="aceforge_edit_") as folder:  # the loader reads it whole
+        path = write_tiny_checkpoint(Path(folder) / "tiny.safetensors", layout="comfy", seed=0)
+        bundle = load_v1(path, dtype=torch.float32)
     for m in (bundle.dit, bundle.vae, bundle.text_encoder):
         m.eval()
     return bundle
