@@ -195,6 +195,18 @@ class _PatcherHost(torch.nn.Module):
         self.device = device
 
 
+_HOST_CLASSES: dict = {}
+
+
+def _host_class(name: str) -> type:
+    """A ``_PatcherHost`` subclass named after the part (``dit`` -> ``AceForgeDit``), so ComfyUI's
+    log says "Requested to load AceForgeDit" rather than a generic wrapper name."""
+    title = "AceForge" + "".join(word.capitalize() for word in name.replace("-", "_").split("_"))
+    if title not in _HOST_CLASSES:
+        _HOST_CLASSES[title] = type(title, (_PatcherHost,), {"__doc__": _PatcherHost.__doc__})
+    return _HOST_CLASSES[title]
+
+
 class ManagedModule:
     """One of our nn.Modules as ComfyUI sees it: a ``ModelPatcher`` that ComfyUI loads onto the
     GPU (unloading other models to make room) and may offload later. Outside ComfyUI it is a thin
@@ -205,7 +217,7 @@ class ManagedModule:
         self.name = name
         self.patcher = None
         if IN_COMFYUI and _model_patcher is not None:
-            host = _PatcherHost(module, offload_device())
+            host = _host_class(name)(module, offload_device())
             self.patcher = _model_patcher.ModelPatcher(host, load_device=torch_device(), offload_device=offload_device())
 
     def load(self, memory_required: int = 0) -> torch.device:

@@ -41,7 +41,7 @@ def from_comfy(conditioning, name: str, text_dim: int | None = None) -> TextCond
     if not isinstance(conditioning, (list, tuple)) or not conditioning:
         raise InputError(f"{name}: expected a CONDITIONING (a list of [tensor, dict] entries), got {type(conditioning).__name__}")
     if len(conditioning) > 1:
-        log.warning("%s: %d conditioning entries were combined; ACE-Step uses the first only", name, len(conditioning))
+        log.warning("AceForge: %s: %d conditioning entries were combined; ACE-Step uses the first only", name, len(conditioning))
     entry = conditioning[0]
     if not isinstance(entry, (list, tuple)) or len(entry) < 2 or not isinstance(entry[0], torch.Tensor):
         raise InputError(f"{name}: malformed CONDITIONING entry (expected [tensor, dict])")

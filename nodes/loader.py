@@ -59,7 +59,7 @@ def load_model(ckpt_name: str, dtype_choice: str = "auto") -> AceModel:
         if _cache["key"] == key:
             return _cache["model"]
         _cache["key"] = _cache["model"] = None  # let the old model go before loading the new one
-        log.info("loading ACE-Step checkpoint %s (%s)", path, dtype)
+        log.info("AceForge: loading ACE-Step checkpoint %s (%s)", path, dtype)
         bundle = load_v1(path, dtype=dtype, device=comfy_compat.offload_device(),
                          progress=comfy_compat.progress_hook("loading"))
         model = AceModel(bundle, ckpt_name)

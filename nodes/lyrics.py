@@ -17,6 +17,9 @@ class LyricRomanizer:
     )
     CATEGORY = CATEGORY
     FUNCTION = "romanize"
+    # ComfyUI re-sends a cached run's report (``ui``) for such nodes, so the languages stay shown
+    # when only later nodes (e.g. the seed) change.
+    HAS_INTERMEDIATE_OUTPUT = True
     RETURN_TYPES = ("STRING", "STRING")
     RETURN_NAMES = ("lyrics", "languages")
     OUTPUT_TOOLTIPS = (

@@ -116,6 +116,8 @@ def test_frontend_extension_namespaced():
     names = re.findall(r'name:\s*"([^"]+)"', js)
     assert names and all(n.startswith("AceForge.") for n in names if "." in n)
     assert all(s.startswith("AceForge.") for s in re.findall(r'SETTING = "([^"]+)"', js))
+    # widget.inputEl is deprecated in current frontends (console warning): only as a fallback
+    assert "inputEl." not in js and "widget.element ?? widget.inputEl" in js
 
 
 def test_sampler_defaults_are_official(pack):
@@ -269,6 +271,19 @@ def test_conditioning_is_core_compatible(pack, model):
     (out,) = sample(model, core_style, {"samples": torch.zeros(1, 8, 16, 3), "type": "audio"}, 0, 2, 15.0,
                     "euler", "cfg", 1.0, negative=cond)
     assert out["samples"].shape == (1, 8, 16, 3) and torch.isfinite(out["samples"]).all()
+
+
+def test_combined_conditioning_warns_naming_the_pack(pack, model, caplog):
+    """ConditioningCombine gives two entries; ComfyUI's log shows no logger name, so the warning
+    says AceForge itself."""
+    _, encode = node(pack, "AceForge_TextEncodeAceStepAudio")
+    (cond,) = encode(model, "pop, piano", "", 1.0, "auto")
+    (other,) = encode(model, "jazz", "", 1.0, "auto")
+    _, sample = node(pack, "AceForge_KSampler")
+    with caplog.at_level("WARNING", logger="AceForge"):
+        sample(model, cond, {"samples": torch.zeros(1, 8, 16, 3), "type": "audio"}, 0, 1, 15.0,
+               "euler", "cfg", 1.0, negative=cond + other)
+    assert any(r.getMessage().startswith("AceForge: negative: 2 conditioning entries") for r in caplog.records)
 
 
 # --------------------------------------------------------------------------------------- sampling

@@ -173,6 +173,7 @@ def test_models_are_managed_and_progress_and_cancel_work(comfy):
     latent = {"samples": torch.zeros(1, 8, 16, 3), "type": "audio"}
     (out,) = run(pack, "AceForge_KSampler", model, cond, latent, 0, 4, 15.0, "euler", "apg", 1.0)
     assert mm.loaded[-1].model.inner is model.bundle.dit
+    assert type(mm.loaded[-1].model).__name__ == "AceForgeDit"  # what ComfyUI's log names
     assert utils.bars[-1].updates == [1, 2, 3, 4] and utils.bars[-1].total == 4
     (audio,) = run(pack, "AceForge_VAEDecode", model, out)
     assert mm.loaded[-1].model.inner is model.bundle.vae

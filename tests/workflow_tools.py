@@ -170,7 +170,17 @@ def topological_order(prompt: dict) -> list[str]:
 
 def execute(pack, prompt: dict, core_nodes: dict) -> dict:
     """Run an API prompt: our nodes through NODE_CLASS_MAPPINGS, core nodes through ``core_nodes``
-    (``{class_type: fn(**inputs) -> tuple}``). Returns ``{node_id: outputs tuple}``."""
+    (``{class_type: fn(**inputs) -> tuple}``). Returns ``{node_id: outputs tuple}``.
+
+    Like ComfyUI's executor, every node runs under ``torch.inference_mode()``: models loaded there
+    hold inference tensors (no version counter, no in-place use outside inference mode)."""
+    import torch
+
+    with torch.inference_mode():
+        return _execute(pack, prompt, core_nodes)
+
+
+def _execute(pack, prompt: dict, core_nodes: dict) -> dict:
     results: dict = {}
     for node_id in topological_order(prompt):
         node = prompt[node_id]

@@ -22,9 +22,10 @@ function showLanguages(node, text) {
   if (!widget) {
     widget = ComfyWidgets.STRING(node, WIDGET, ["STRING", { multiline: true }], app).widget;
     widget.serialize = false; // display only: not part of widgets_values nor of the API prompt
-    if (widget.inputEl) {
-      widget.inputEl.readOnly = true;
-      widget.inputEl.style.opacity = 0.85;
+    const el = widget.element ?? widget.inputEl; // inputEl: older frontends (deprecated in newer ones)
+    if (el) {
+      el.readOnly = true;
+      el.style.opacity = 0.85;
     }
   }
   widget.value = text;
