@@ -280,13 +280,9 @@ class PatchEmbed(nn.Module):
         return F.linear(h, proj.weight.flatten(1), proj.bias)  # (B, H'W', D)
 
 
-class LinearSelfAttention(nn.Module):
-    """ReLU-kernel linear attention with RoPE on q and k ("LiteLA").
-
-    out_i = sum_j (relu(q_i)·relu(k_j)) v_j / (sum_j relu(q_i)·relu(k_j) + 1e-15), in float32.
-    The latent mask multiplies q, k and v, so masked frames neither attend nor are attended to
-    (their output is to_out's bias).
-    """
+class _AttentionProjections(nn.Module):
+    """The q/k/v/out projections of one attention layer (D -> D each, with bias), under the
+    checkpoint names ``to_q``, ``to_k``, ``to_v``, ``to_out.0``."""
 
     def __init__(self, dim: int, heads: int, dtype=None, device=None):
         super().__init__()
@@ -296,6 +292,15 @@ class LinearSelfAttention(nn.Module):
         self.to_k = nn.Linear(dim, dim, **kw)
         self.to_v = nn.Linear(dim, dim, **kw)
         self.to_out = nn.ModuleList([nn.Linear(dim, dim, **kw)])
+
+
+class LinearSelfAttention(_AttentionProjections):
+    """ReLU-kernel linear attention with RoPE on q and k ("LiteLA").
+
+    out_i = sum_j (relu(q_i)·relu(k_j)) v_j / (sum_j relu(q_i)·relu(k_j) + 1e-15), in float32.
+    The latent mask multiplies q, k and v, so masked frames neither attend nor are attended to
+    (their output is to_out's bias).
+    """
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rope) -> torch.Tensor:
         """x (B, S, D); mask (B, S) (1 = valid) or None (all valid); rope = (cos, sin) each (S, hd)
@@ -317,21 +322,12 @@ class LinearSelfAttention(nn.Module):
         return self.to_out[0](_merge_heads(out.to(x.dtype)))
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(_AttentionProjections):
     """Softmax cross-attention (SDPA) from latent tokens to the encoder context, RoPE on q and k.
 
     The context side (k with RoPE, v) depends only on the encoder states: :meth:`project_context`
     computes it once, so it can be cached across sampling steps (see :class:`CrossAttentionCache`).
     """
-
-    def __init__(self, dim: int, heads: int, dtype=None, device=None):
-        super().__init__()
-        kw = {"dtype": dtype, "device": device}
-        self.heads = heads
-        self.to_q = nn.Linear(dim, dim, **kw)
-        self.to_k = nn.Linear(dim, dim, **kw)
-        self.to_v = nn.Linear(dim, dim, **kw)
-        self.to_out = nn.ModuleList([nn.Linear(dim, dim, **kw)])
 
     def project_context(self, context: torch.Tensor, rope_k) -> tuple[torch.Tensor, torch.Tensor]:
         """context (B, S, D), rope_k for S positions -> k (with RoPE), v: each (B, H, S, hd)."""
