@@ -23,15 +23,24 @@ def report(progress: Optional[ProgressHook], done: int, total: int) -> None:
 class ConsoleProgress:
     """A plain one-line progress display for the CLI and scripts (stderr)."""
 
+    WIDTH = 24
+    MIN_INTERVAL = 0.1  # seconds between redraws of the same bar
+
     def __init__(self, label: str, stream=None):
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.start = time.monotonic()
+        self._last = (-1, -1.0)  # (bar fill, time) of the last redraw
 
     def __call__(self, done: int, total: int) -> None:
-        elapsed = time.monotonic() - self.start
-        width = 24
+        now = time.monotonic()
+        elapsed = now - self.start
+        width = self.WIDTH
         filled = int(width * done / max(total, 1))
+        last_filled, last_time = self._last
+        if done < total and filled == last_filled and now - last_time < self.MIN_INTERVAL:
+            return  # nothing visible changed: skip the redraw (loaders report hundreds of tensors)
+        self._last = (filled, now)
         bar = "#" * filled + "." * (width - filled)
         end = "\n" if done >= total else ""
         self.stream.write(f"\r{self.label} [{bar}] {done}/{total} {elapsed:6.1f}s{end}")
