@@ -116,8 +116,12 @@ def test_frontend_extension_namespaced():
     names = re.findall(r'name:\s*"([^"]+)"', js)
     assert names and all(n.startswith("AceForge.") for n in names if "." in n)
     assert all(s.startswith("AceForge.") for s in re.findall(r'SETTING = "([^"]+)"', js))
-    # widget.inputEl is deprecated in current frontends (console warning): only as a fallback
-    assert "inputEl." not in js and "widget.element ?? widget.inputEl" in js
+    # public API only: scripts/widgets.js is an internal module (console warning in current frontends);
+    # the display widget is a DOM widget kept out of widgets_values and of the API prompt
+    imports = re.findall(r'from\s+"([^"]+)"', js)
+    assert imports == ["../../../scripts/app.js"], imports
+    assert "scripts/widgets.js" not in js and "ComfyWidgets" not in js and "inputEl" not in js
+    assert "addDOMWidget(" in js and "serialize: false" in js and "widget.serialize = false" in js
 
 
 def test_sampler_defaults_are_official(pack):

@@ -1,7 +1,6 @@
 // AceForge frontend extension: shows the language detected for every lyric line on the
 // Lyric Romanizer node after it runs (read-only, never saved in the workflow).
 import { app } from "../../../scripts/app.js";
-import { ComfyWidgets } from "../../../scripts/widgets.js";
 
 const ROMANIZER = "AceForge_LyricRomanizer";
 const SETTING = "AceForge.LyricRomanizer.ShowLanguages";
@@ -17,16 +16,20 @@ function chainCallback(object, property, callback) {
   };
 }
 
+// A read-only <textarea> added through the public `addDOMWidget` API (no internal modules).
 function showLanguages(node, text) {
   let widget = node.widgets?.find((w) => w.name === WIDGET);
   if (!widget) {
-    widget = ComfyWidgets.STRING(node, WIDGET, ["STRING", { multiline: true }], app).widget;
-    widget.serialize = false; // display only: not part of widgets_values nor of the API prompt
-    const el = widget.element ?? widget.inputEl; // inputEl: older frontends (deprecated in newer ones)
-    if (el) {
-      el.readOnly = true;
-      el.style.opacity = 0.85;
-    }
+    const textarea = document.createElement("textarea");
+    textarea.className = "comfy-multiline-input";
+    textarea.readOnly = true;
+    textarea.style.opacity = 0.85;
+    widget = node.addDOMWidget(WIDGET, "textarea", textarea, {
+      serialize: false, // not part of the API prompt
+      getValue: () => textarea.value,
+      setValue: (v) => (textarea.value = v ?? ""),
+    });
+    widget.serialize = false; // nor of the workflow's widgets_values
   }
   widget.value = text;
   node.setSize([node.size[0], Math.max(node.size[1], node.computeSize()[1])]);
