@@ -149,29 +149,18 @@ def timestep_sinusoid(timestep: torch.Tensor, channels: int = TIMESTEP_CHANNELS)
     return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
-_ROPE_CACHE: dict = {}
-
-
 def rope_cos_sin(length: int, dim: int, theta: float, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """RoPE tables for positions 0..length-1: cos, sin each (length, dim) in ``dtype``.
 
     Angles are built in float32 on CPU as the reference does, in the half-split layout
-    cat(freqs, freqs).
-    Cached per (length, dim, theta, device, dtype).
+    cat(freqs, freqs). Not cached here: :func:`rotary_tables` caches what the model uses.
     """
-    key = (length, dim, float(theta), str(device), dtype)
-    cached = _ROPE_CACHE.get(key)
-    if cached is None:
-        exponent = torch.arange(0, dim, 2, dtype=torch.int64).float() / dim  # (dim/2,)
-        # theta**exponent correctly rounded to float32 (platform independent), then 1/x in float32.
-        inv_freq = 1.0 / torch.pow(float(theta), exponent.double()).float()  # (dim/2,)
-        angles = torch.outer(torch.arange(length, dtype=torch.int64).float(), inv_freq)  # (L, dim/2)
-        angles = torch.cat((angles, angles), dim=-1)  # (L, dim)
-        cached = (angles.cos().to(device=device, dtype=dtype), angles.sin().to(device=device, dtype=dtype))
-        if len(_ROPE_CACHE) >= 16:
-            _ROPE_CACHE.clear()
-        _ROPE_CACHE[key] = cached
-    return cached
+    exponent = torch.arange(0, dim, 2, dtype=torch.int64).float() / dim  # (dim/2,)
+    # theta**exponent correctly rounded to float32 (platform independent), then 1/x in float32.
+    inv_freq = 1.0 / torch.pow(float(theta), exponent.double()).float()  # (dim/2,)
+    angles = torch.outer(torch.arange(length, dtype=torch.int64).float(), inv_freq)  # (L, dim/2)
+    angles = torch.cat((angles, angles), dim=-1)  # (L, dim)
+    return angles.cos().to(device=device, dtype=dtype), angles.sin().to(device=device, dtype=dtype)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

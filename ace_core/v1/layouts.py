@@ -391,10 +391,10 @@ class ComponentSource:
     header: SafetensorsHeader
     config_json: Optional[dict] = None
 
-    def keys(self) -> list:
-        """The component's keys with the prefix stripped."""
+    def bare_keys(self) -> dict:
+        """The component's keys with the prefix stripped -> the full key in the file."""
         n = len(self.prefix)
-        return [k[n:] for k in self.header.tensors if k.startswith(self.prefix)]
+        return {k[n:]: k for k in self.header.tensors if k.startswith(self.prefix)}
 
 
 @dataclass

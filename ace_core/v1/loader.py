@@ -309,7 +309,7 @@ def infer_configs(layout: V1Layout) -> dict:
     embedded = _embedded_configs(layout)
     out = {}
     for comp, src in layout.components.items():
-        shapes = {k[len(src.prefix):]: v.shape for k, v in src.header.tensors.items() if k.startswith(src.prefix)}
+        shapes = {bare: src.header.tensors[full].shape for bare, full in src.bare_keys().items()}
         try:
             cfg = _INFER[comp](shapes)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -389,7 +389,7 @@ def _plan_component(src: ComponentSource, comp: str, config, module: nn.Module) 
     role, sub = _ROUTE[comp]
     own = {k[len(sub):]: v for k, v in module.state_dict().items() if k.startswith(sub)}
     params = {n[len(sub):] for n, _ in module.named_parameters() if n.startswith(sub)}
-    file_keys = {k[len(src.prefix):]: k for k in src.header.tensors if k.startswith(src.prefix)}
+    file_keys = src.bare_keys()
     ignorable = _ignorable(comp, config)
     load, skipped, unexpected, mismatched = {}, {}, [], []
 
