@@ -383,15 +383,6 @@ def check_edit_latent(latent, name: str = "latent") -> tuple[dict, EditPlan, tor
     return edit, plan, samples
 
 
-def _sampler_kwargs(settings: SamplerSettings) -> dict:
-    return dict(
-        guidance_scale=settings.guidance_scale, cfg_type=settings.guidance_type,
-        guidance_interval=settings.guidance_interval, guidance_interval_decay=settings.guidance_interval_decay,
-        min_guidance_scale=settings.min_guidance_scale, guidance_scale_text=settings.guidance_scale_text,
-        guidance_scale_lyric=settings.guidance_scale_lyric, use_erg_lyric=settings.erg_lyric,
-        use_erg_diffusion=settings.erg_diffusion)
-
-
 def run_edit(bundle, latent: dict, cond, negative=None, *, seed: int = 0,
              settings: Optional[SamplerSettings] = None, progress: Optional[ProgressHook] = None,
              prepare: Prepare = None, noise: Optional[torch.Tensor] = None,
@@ -421,7 +412,7 @@ def run_edit(bundle, latent: dict, cond, negative=None, *, seed: int = 0,
     null = _sampling_conditioning(negative, "negative", with_erg=False) if negative is not None else None
     gens = seed_generators(seed, batch)
     gen = gens if batch > 1 else gens[0]
-    guidance = GuidanceSettings(**_sampler_kwargs(settings)).validate()
+    guidance = GuidanceSettings(**settings.guidance_kwargs()).validate()
 
     if task in ("repaint", "extend"):
         src = edit.get("source")
@@ -456,7 +447,7 @@ def run_edit(bundle, latent: dict, cond, negative=None, *, seed: int = 0,
             bundle.dit, positive, null, noise, retake_variance=float(edit["variance"]), retake_noise=retake_noise,
             generator=original if batch > 1 else original[0], retake_generator=gen,
             frames=samples.shape[-1], batch_size=batch, steps=settings.steps, scheduler=settings.sampler,
-            shift=settings.shift, omega_scale=settings.omega, progress=progress, **_sampler_kwargs(settings))
+            shift=settings.shift, omega_scale=settings.omega, progress=progress, **settings.guidance_kwargs())
     else:  # flowedit
         fe = edit["flowedit"]
         src_cond = _sampling_conditioning(fe["source_conditioning"], "source_conditioning", with_erg=False)

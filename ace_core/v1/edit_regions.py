@@ -30,7 +30,9 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InputError
-from .pipeline import LATENT_FAMILY, SAMPLE_RATE, SAMPLES_PER_FRAME
+from .pipeline import FRAMES_PER_SECOND, LATENT_FAMILY, SAMPLE_RATE, SAMPLES_PER_FRAME
+from .pipeline import frames_for_seconds as seconds_to_frame
+from .pipeline import seconds_for_frames as frames_to_seconds
 
 __all__ = [
     "SAMPLE_RATE", "SAMPLES_PER_FRAME", "FRAMES_PER_SECOND", "MAX_WINDOW_SECONDS", "MAX_WINDOW_FRAMES",
@@ -39,11 +41,9 @@ __all__ = [
     "resolve_repaint_region", "Extension", "resolve_extension", "latent_family", "check_v1_latent",
 ]
 
-FRAMES_PER_SECOND = SAMPLE_RATE / SAMPLES_PER_FRAME
-"""Latent frames per second of audio (44100 / 4096 ≈ 10.7666)."""
 MAX_WINDOW_SECONDS = 240.0
 """The model's limit: at most 240 s are encoded, sampled and decoded in one pass."""
-MAX_WINDOW_FRAMES = int(MAX_WINDOW_SECONDS * FRAMES_PER_SECOND)
+MAX_WINDOW_FRAMES = seconds_to_frame(MAX_WINDOW_SECONDS)
 """2583 frames, the official extend window."""
 MAX_SOURCE_SECONDS = 3600.0
 """Sources up to 60 minutes can be edited (through a window of at most 240 s)."""
@@ -53,15 +53,6 @@ MAX_TIME_SECONDS = MAX_SOURCE_SECONDS
 """Range of ``start_time`` / ``end_time`` (0 .. 3600 s: any point of a 60-minute source)."""
 ANCHORS = ("start", "end")
 _EPS = 1e-6
-
-
-def seconds_to_frame(seconds: float) -> int:
-    """The official conversion ``int(seconds * 44100 / 512 / 8)`` (truncates toward zero)."""
-    return int(seconds * SAMPLE_RATE / 512 / 8)
-
-
-def frames_to_seconds(frames: float) -> float:
-    return frames * SAMPLES_PER_FRAME / SAMPLE_RATE
 
 
 def _number(value, name: str, low: float, high: float) -> float:

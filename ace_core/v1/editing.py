@@ -53,7 +53,7 @@ from .sampling import (
 )
 from .schedulers import GeneratorLike, Schedule, check_scheduler, first_generator, make_schedule, randn
 
-MAX_FRAMES = int(240 * 44100 / 512 / 8)
+MAX_FRAMES = frames_for_duration(240)
 """The official extend window: 240 s = 2583 latent frames."""
 
 

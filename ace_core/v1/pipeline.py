@@ -22,6 +22,7 @@ import torch
 
 from ..errors import CheckpointError, InputError
 from ..progress import ProgressHook
+from .sampling import FRAMES_PER_SECOND, LATENT_CHANNELS, LATENT_HEIGHT, SAMPLE_RATE, frames_for_duration
 
 __all__ = [
     "SAMPLE_RATE", "MAX_SECONDS", "FRAMES_PER_SECOND", "LATENT_FAMILY", "SAMPLERS", "GUIDANCE_TYPES",
@@ -31,18 +32,12 @@ __all__ = [
     "encode_conditioning", "seed_generators", "generate", "decode", "encode_audio",
 ]
 
-SAMPLE_RATE = 44100
-"""ACE-Step v1 audio rate (the VAE's input and output)."""
 SAMPLES_PER_FRAME = 4096
 """One latent frame = 512 (mel hop) x 8 (DCAE time compression) samples."""
-FRAMES_PER_SECOND = SAMPLE_RATE / 512 / 8
 MAX_SECONDS = 240.0
 """The model's limit: the official UI's maximum and the extend window (2583 frames)."""
 LATENT_FAMILY = "ace_v1"
 """Our tag in LATENT dicts, so a latent of another model family is rejected clearly."""
-LATENT_CHANNELS = 8
-LATENT_HEIGHT = 16
-
 SAMPLERS = ("euler", "heun", "pingpong")
 GUIDANCE_TYPES = ("apg", "cfg", "cfg_star")
 LANGUAGES = ("auto", "en", "zh", "ja", "ko", "ru", "es", "fr", "de", "it", "pt", "pl", "tr", "cs", "nl",
@@ -54,9 +49,8 @@ LANGUAGES = ("auto", "en", "zh", "ja", "ko", "ru", "es", "fr", "de", "it", "pt",
 # validation
 
 
-def frames_for_seconds(seconds: float) -> int:
-    """Latent frames for a duration, as the official pipeline and ComfyUI compute it."""
-    return int(seconds * SAMPLE_RATE / 512 / 8)
+frames_for_seconds = frames_for_duration
+"""Latent frames for a duration, as the official pipeline and ComfyUI compute it."""
 
 
 def seconds_for_frames(frames: int) -> float:
@@ -239,6 +233,15 @@ class SamplerSettings:
         self.erg_lyric = bool(self.erg_lyric)
         self.erg_diffusion = bool(self.erg_diffusion)
         return self
+
+    def guidance_kwargs(self) -> dict:
+        """The guidance options under the sampling core's keyword names (``sample``, ``repaint``...)."""
+        return dict(
+            guidance_scale=self.guidance_scale, cfg_type=self.guidance_type,
+            guidance_interval=self.guidance_interval, guidance_interval_decay=self.guidance_interval_decay,
+            min_guidance_scale=self.min_guidance_scale, guidance_scale_text=self.guidance_scale_text,
+            guidance_scale_lyric=self.guidance_scale_lyric, use_erg_lyric=self.erg_lyric,
+            use_erg_diffusion=self.erg_diffusion)
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "SamplerSettings":
@@ -522,12 +525,7 @@ def generate(bundle, cond: TextConditioning, negative: Optional[TextConditioning
     return sample(
         bundle.dit, positive, null, noise,
         frames=frames, batch_size=batch, steps=settings.steps, scheduler=settings.sampler,
-        shift=settings.shift, omega_scale=settings.omega, guidance_scale=settings.guidance_scale,
-        cfg_type=settings.guidance_type, guidance_interval=settings.guidance_interval,
-        guidance_interval_decay=settings.guidance_interval_decay,
-        min_guidance_scale=settings.min_guidance_scale,
-        guidance_scale_text=settings.guidance_scale_text, guidance_scale_lyric=settings.guidance_scale_lyric,
-        use_erg_lyric=settings.erg_lyric, use_erg_diffusion=settings.erg_diffusion,
+        shift=settings.shift, omega_scale=settings.omega, **settings.guidance_kwargs(),
         ref_latents=samples.float() if denoise < 1.0 else None,
         ref_audio_strength=strength,
         generator=generators if batch > 1 else generators[0],
