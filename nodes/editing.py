@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from ..ace_core.v1 import edit_pipeline as ep
 from ..ace_core.v1 import edit_regions as er
+from ..ace_core.v1.pipeline import validate_choice
 from ..ace_core.v1.seams import CROSSFADE_CURVES
 
 CATEGORY = "audio/ACE-Step"
 ANCHORS = list(er.ANCHORS)
-FLOWEDIT_PRESETS = ["lyrics only", "remix", "custom"]
+FLOWEDIT_PRESETS = [*ep.FLOWEDIT_PRESETS, "custom"]
 
 _SOURCE_TOOLTIP = ("The encoded source audio from ACE-Step VAE Encode (AceForge). It carries the audio itself, "
                    "so the untouched parts come back bit-identical; sources up to 60 minutes are encoded "
@@ -207,10 +208,7 @@ class FlowEdit:
     def apply(self, source, source_conditioning, preset="lyrics only", n_min=0.6, n_max=1.0, n_avg=1):
         from .conditioning import from_comfy
 
-        if preset not in FLOWEDIT_PRESETS:
-            from ..ace_core.errors import InputError
-
-            raise InputError(f"preset: unknown value {preset!r}; allowed: {', '.join(FLOWEDIT_PRESETS)}")
+        validate_choice(preset, FLOWEDIT_PRESETS, "preset")
         if preset != "custom":
             n_min, n_max = ep.FLOWEDIT_PRESETS[preset]
         cond = from_comfy(source_conditioning, "source_conditioning")

@@ -29,6 +29,10 @@ class AceModel:
         self.text_encoder = ManagedModule(bundle.text_encoder, "text_encoder")
         self.vae = ManagedModule(bundle.vae, "vae")
 
+    def prepare(self, part: str) -> None:
+        """Place one component (``dit``, ``text_encoder``, ``vae``) for running."""
+        getattr(self, part).load()
+
     def __repr__(self) -> str:
         return f"AceModel({self.name!r}, dtype={getattr(self.bundle, 'dtype', None)})"
 

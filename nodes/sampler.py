@@ -140,7 +140,7 @@ class AceStepKSampler:
         if edit_pipeline.is_edit_latent(latent):  # from RepaintMask / Outpaint / Retake / FlowEdit
             return (edit_pipeline.run_edit(
                 model.bundle, latent, pos, neg, seed=seed, settings=settings,
-                progress=comfy_compat.progress_hook("sampling"), prepare=lambda part: getattr(model, part).load(),
+                progress=comfy_compat.progress_hook("sampling"), prepare=model.prepare,
             ),)
         samples = pipeline.latent_samples(latent, "latent")
         model.dit.load()

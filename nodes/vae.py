@@ -31,7 +31,7 @@ class AceStepVAEDecode:
     def decode(self, model, latent):
         if edit_pipeline.is_edit_latent(latent):  # a sampled repaint/outpaint: spliced into its source
             audio = edit_pipeline.decode_and_splice(model.bundle, latent, progress=comfy_compat.progress_hook("decoding"),
-                                                    prepare=lambda part: getattr(model, part).load())
+                                                    prepare=model.prepare)
             return ({"waveform": audio["waveform"].float().cpu(), "sample_rate": audio["sample_rate"]},)
         samples = pipeline.latent_samples(latent, "latent")
         model.vae.load()

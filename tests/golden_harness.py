@@ -67,6 +67,11 @@ class Fixture:
     def rtol(self) -> float:
         return float(self.meta["tolerance"]["rtol"])
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the reference ran in (float32 unless the JSON says otherwise)."""
+        return getattr(torch, self.meta.get("dtype", "float32"))
+
     # --- tensors ------------------------------------------------------------------------
     def _load(self, stem: str) -> dict:
         path = self.folder / f"{stem}.safetensors"

@@ -13,7 +13,7 @@ from ace_core.v1 import edit_regions as er
 from ace_core.v1.long_source import plan_extend
 from ace_core.v1.pipeline import SamplerSettings, TextConditioning
 from golden_harness import Fixture, discover
-from golden_runners.v1_sampling import load_dit
+from golden_runners.v1_dit import load_dit
 
 COMPONENTS = ("v1.repaint", "v1.extend", "v1.retake")
 FIXTURES = [(folder, stem) for folder, stem in discover()

@@ -108,11 +108,12 @@ def has_control_slot(name: str, kind: str, options: dict) -> bool:
     return kind == "INT" and (options.get("control_after_generate") or name in ("seed", "noise_seed"))
 
 
-def widget_slots(pack, node: dict) -> list[tuple[str, str, dict, object]]:
-    """[(api_input_name, kind, options, value)] read from ``widgets_values`` in frontend order."""
+def widget_slots(pack, node: dict, spec=None) -> list[tuple[str, str, dict, object]]:
+    """[(api_input_name, kind, options, value)] read from ``widgets_values`` in frontend order.
+    ``spec``: the node's ``node_inputs`` when the caller already has them."""
     values = list(node.get("widgets_values") or [])
     slots, i = [], 0
-    for name, kind, options in node_inputs(pack, node["type"]):
+    for name, kind, options in spec if spec is not None else node_inputs(pack, node["type"]):
         if kind in WIDGET_TYPES:
             slots.append((name, kind, options, values[i]))
             i += 1
@@ -136,10 +137,11 @@ def ui_to_api(pack, workflow: dict) -> dict:
         if node["type"] in FRONTEND_ONLY or node.get("mode", 0) != 0:
             continue
         linked = {inp["name"]: inp["link"] for inp in node.get("inputs", []) if inp.get("link") is not None}
+        spec = node_inputs(pack, node["type"])  # INPUT_TYPES once per node (the loader lists model folders)
         inputs = {}
-        for name, _kind, _options, value in widget_slots(pack, node):
+        for name, _kind, _options, value in widget_slots(pack, node, spec):
             inputs[name] = value
-        for name, kind, _options in node_inputs(pack, node["type"]):
+        for name, kind, _options in spec:
             if name in linked:
                 link = links[linked[name]]
                 inputs[name] = [str(link[1]), link[2]]

@@ -10,10 +10,6 @@ from ace_core.v1.music_vae import MusicVAE
 from ace_core.v1.vocoder import ADaMoSHiFiGAN, VocoderConfig
 
 
-def _dtype(fx):
-    return getattr(torch, fx.meta.get("dtype", "float32"))
-
-
 @torch.no_grad()
 def run_mel(fx) -> None:
     c, a = fx.config, fx.args
@@ -40,13 +36,13 @@ def run_mel(fx) -> None:
 
 @torch.no_grad()
 def run_vocoder(fx) -> None:
-    model = ADaMoSHiFiGAN(VocoderConfig.from_reference(fx.config), dtype=_dtype(fx))
+    model = ADaMoSHiFiGAN(VocoderConfig.from_reference(fx.config), dtype=fx.dtype)
     model.load_state_dict(fx.state_dict, strict=True)
     fx.check("waveform", model.decode(fx.inputs["mel"]).float())
 
 
 def _vae(fx) -> MusicVAE:
-    vae = MusicVAE.from_reference(fx.config, dtype=_dtype(fx))
+    vae = MusicVAE.from_reference(fx.config, dtype=fx.dtype)
     assert float(fx.args["scale_factor"]) == vae.LATENT_SCALE
     assert float(fx.args["shift_factor"]) == vae.LATENT_SHIFT
     vae.load_state_dict(fx.state_dict, strict=True)

@@ -13,7 +13,7 @@ from ace_core.v1.dcae import DCAEConfig, MusicDCAEAutoencoder
 
 
 def _model(fx) -> MusicDCAEAutoencoder:
-    dtype = getattr(torch, fx.meta.get("dtype", "float32"))
+    dtype = fx.dtype
     model = MusicDCAEAutoencoder(DCAEConfig.from_reference(fx.config), dtype=dtype)
     model.load_state_dict({k: v.to(dtype) for k, v in fx.state_dict.items()}, strict=True)
     return model.eval()

@@ -7,16 +7,20 @@ import torch
 from ace_core.v1.dit import AceStepDiT, DiTConfig
 
 
-def run_dit(fx) -> None:
+def load_dit(fx) -> AceStepDiT:
+    """The fixture's DiT in float32; its unused published keys must be exactly the ignored ones."""
     config = DiTConfig.from_reference(fx.config)
     model = AceStepDiT(config, dtype=torch.float32).eval()
-
     ignored = AceStepDiT.ignored_checkpoint_keys(config)
     state = {k: v for k, v in fx.state_dict.items() if k not in ignored}
     dropped = {k: tuple(v.shape) for k, v in fx.state_dict.items() if k in ignored}
     assert dropped == ignored, "the fixture's unused keys differ from ignored_checkpoint_keys"
     model.load_state_dict(state, strict=True)
+    return model
 
+
+def run_dit(fx) -> None:
+    model = load_dit(fx)
     inp = fx.inputs
     with torch.no_grad():
         out = model(

@@ -15,9 +15,10 @@ import torch
 
 from ace_core.v1 import guidance as G
 from ace_core.v1 import schedulers as S
-from ace_core.v1.dit import AceStepDiT, DiTConfig
 from ace_core.v1.editing import flowedit
 from ace_core.v1.sampling import Conditioning, text2music_diffusion_process
+
+from .v1_dit import load_dit
 
 
 # ------------------------------------------------------------------------------------------------
@@ -102,14 +103,6 @@ def run_apg(fx) -> None:
 # ------------------------------------------------------------------------------------------------
 # loops
 # ------------------------------------------------------------------------------------------------
-def load_dit(fx) -> AceStepDiT:
-    config = DiTConfig.from_reference(fx.config)
-    model = AceStepDiT(config, dtype=torch.float32).eval()
-    ignored = AceStepDiT.ignored_checkpoint_keys(config)
-    model.load_state_dict({k: v for k, v in fx.state_dict.items() if k not in ignored}, strict=True)
-    return model
-
-
 _COND_INPUTS = {"encoder_text_hidden_states", "text_attention_mask", "speaker_embds",
                 "lyric_token_ids", "lyric_mask"}
 _NOISE_INPUTS = {"noise_target": "noise", "noise_retake": "retake_noise"}
