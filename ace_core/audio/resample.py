@@ -23,18 +23,20 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 
-__all__ = ["resample", "resampled_length", "sinc_resample_kernel"]
+__all__ = ["check_rate", "resample", "resampled_length", "sinc_resample_kernel"]
 
 
-def _check_rate(name: str, value) -> int:
-    if isinstance(value, bool) or not float(value).is_integer() or value <= 0:
+def check_rate(name: str, value) -> int:
+    """A sample rate as an int: a positive whole number of Hz (InputError naming ``name`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 \
+            or not float(value).is_integer():
         raise InputError(f"{name} must be a positive whole number of Hz, got {value!r}")
     return int(value)
 
 
 def resampled_length(length: int, orig_sr: int, new_sr: int) -> int:
     """Number of output samples for ``length`` input samples: ``ceil(length * new_sr / orig_sr)``."""
-    orig_sr, new_sr = _check_rate("orig_sr", orig_sr), _check_rate("new_sr", new_sr)
+    orig_sr, new_sr = check_rate("orig_sr", orig_sr), check_rate("new_sr", new_sr)
     if orig_sr == new_sr:
         return int(length)
     g = math.gcd(orig_sr, new_sr)
@@ -84,7 +86,7 @@ def sinc_resample_kernel(
     The taps are computed in ``kernel_dtype`` (``None``: float64 with the phase offsets formed in
     float32, as ``transforms.Resample`` caches them) and then cast to ``dtype``.
     """
-    orig_sr, new_sr = _check_rate("orig_sr", orig_sr), _check_rate("new_sr", new_sr)
+    orig_sr, new_sr = check_rate("orig_sr", orig_sr), check_rate("new_sr", new_sr)
     if lowpass_filter_width <= 0:
         raise InputError(f"lowpass_filter_width must be positive, got {lowpass_filter_width}")
     if not 0.0 < rolloff <= 1.0:
@@ -124,7 +126,7 @@ def resample(
         raise InputError(f"wave must be a floating-point tensor, got {getattr(wave, 'dtype', type(wave))}")
     if wave.dim() == 0:
         raise InputError("wave must have a time axis (shape (..., L)), got a scalar")
-    orig_sr, new_sr = _check_rate("orig_sr", orig_sr), _check_rate("new_sr", new_sr)
+    orig_sr, new_sr = check_rate("orig_sr", orig_sr), check_rate("new_sr", new_sr)
     if orig_sr == new_sr:
         return wave
     work_dtype = wave.dtype if wave.dtype in (torch.float32, torch.float64) else torch.float32

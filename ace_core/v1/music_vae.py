@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ..audio.mel import MAX_MEL_VALUE, MIN_MEL_VALUE, denormalize_mel, normalize_mel
-from ..audio.resample import resample
+from ..audio.resample import check_rate, resample
 from ..errors import InputError
 from ..progress import ProgressHook, report
 from .dcae import DCAEConfig, MusicDCAEAutoencoder
@@ -285,10 +285,7 @@ class MusicVAE(nn.Module):
             raise InputError(f"audio is empty: shape {tuple(wave.shape)} (batch, channels, samples must all be > 0)")
         if not bool(torch.isfinite(wave).all()):
             raise InputError("audio contains NaN or infinite samples")
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)) or sample_rate <= 0 \
-                or not float(sample_rate).is_integer():
-            raise InputError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
-        return int(sample_rate)
+        return check_rate("sample_rate", sample_rate)
 
     def mel_from_wave(self, wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
         """wave (B, C, L) at ``sample_rate`` -> normalised mel (B, 2, n_mels, T_mel) float32, the DCAE input.
@@ -407,9 +404,7 @@ class MusicVAE(nn.Module):
         """
         self._check_latent(latent)
         if sample_rate is not None:
-            if isinstance(sample_rate, bool) or not float(sample_rate).is_integer() or sample_rate <= 0:
-                raise InputError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
-            sample_rate = int(sample_rate)
+            sample_rate = check_rate("sample_rate", sample_rate)
         b, frames = latent.shape[0], latent.shape[-1]
         dcae_w, voc_w, n_d, n_v = self._plan(frames, windowed)
         total = b * (n_d + 2 * n_v)
