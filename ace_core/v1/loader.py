@@ -622,23 +622,40 @@ def checkpoint_specs(configs: Mapping[str, object], layout: str = "comfy", dtype
     raise InputError(f"layout: expected 'comfy' or 'official', got {layout!r}")
 
 
-def _bundle_tensor_source(bundle: AceStepV1, layout: str) -> Callable[[str], Optional[torch.Tensor]]:
-    """Key (in the layout) -> the bundle's tensor, or None when the bundle has no such tensor."""
+def _bundle_states(bundle: AceStepV1) -> dict:
+    """Component -> {bare key: tensor} of a bundle (the vocoder's mel tables included)."""
+    vae = bundle.vae.state_dict()
     states = {
         "dit": bundle.dit.state_dict(),
         "umt5": bundle.text_encoder.state_dict(),
-        "dcae": {k[len("dcae."):]: v for k, v in bundle.vae.state_dict().items() if k.startswith("dcae.")},
-        "vocoder": {k[len("vocoder."):]: v for k, v in bundle.vae.state_dict().items() if k.startswith("vocoder.")},
+        "dcae": {k[len("dcae."):]: v for k, v in vae.items() if k.startswith("dcae.")},
+        "vocoder": {k[len("vocoder."):]: v for k, v in vae.items() if k.startswith("vocoder.")},
     }
     mel = getattr(bundle.vae.vocoder, "mel_transform", None)
     if mel is not None:
         states["vocoder"].setdefault("mel_transform.spectrogram.window", mel.window)
         states["vocoder"].setdefault("mel_transform.mel_scale.fb", mel.fb)
+    return states
 
-    def get(comp: str, key: str):
-        return states[comp].get(key)
 
-    return get
+def _write_from(file: Path, specs: dict, tensors: Mapping[str, torch.Tensor], metadata: dict,
+                extra: Optional[Mapping[str, Callable[[], torch.Tensor]]] = None) -> Path:
+    """Write ``specs`` (key -> (dtype, shape)) taking each key from ``extra`` (a producer), then
+    ``tensors`` (its real dtype and shape win over the spec), else zeros (ignored-on-purpose keys)."""
+    for key, t in tensors.items():
+        if key in specs:
+            specs[key] = (t.dtype, tuple(t.shape))
+
+    def produce(key: str) -> torch.Tensor:
+        if extra and key in extra:
+            return extra[key]()
+        t = tensors.get(key)
+        if t is not None:
+            return t
+        dt, shape = specs[key]
+        return torch.zeros(shape, dtype=dt)
+
+    return write_safetensors(file, specs, produce, metadata)
 
 
 def save_v1_all_in_one(bundle_or_state, path: Union[str, Path], metadata: Optional[Mapping[str, str]] = None) -> Path:
@@ -660,33 +677,15 @@ def save_v1_all_in_one(bundle_or_state, path: Union[str, Path], metadata: Option
             )
         configs = _module_configs(bundle)
         specs = checkpoint_specs(configs, "comfy", dtype=bundle.dtype)[""]
-        get = _bundle_tensor_source(bundle, "comfy")
-        prefix_of = {v: k for k, v in COMFY_PREFIXES.items()}
-        # real dtypes of the bundle's tensors (buffers and kept-fp32 weights included)
-        for key, (dt, shape) in list(specs.items()):
-            for p, comp in prefix_of.items():
-                if key.startswith(p):
-                    t = get(comp, key[len(p):])
-                    if t is not None:
-                        specs[key] = (t.dtype, tuple(t.shape))
+        tensors = {COMFY_PREFIXES[c] + k: t for c, sd in _bundle_states(bundle).items() for k, t in sd.items()}
         specs[COMFY_SPIECE_KEY] = (torch.uint8, (len(spiece),))
-
-        def produce(key: str) -> torch.Tensor:
-            if key == COMFY_SPIECE_KEY:
-                return torch.frombuffer(bytearray(spiece), dtype=torch.uint8)
-            if key == "text_encoders.umt5base.logit_scale":
-                return torch.tensor(COMFY_LOGIT_SCALE, dtype=torch.float32)
-            for p, comp in prefix_of.items():
-                if key.startswith(p):
-                    t = get(comp, key[len(p):])
-                    if t is not None:
-                        return t
-            dt, shape = specs[key]
-            return torch.zeros(shape, dtype=dt)
-
+        extra = {
+            COMFY_SPIECE_KEY: lambda: torch.frombuffer(bytearray(spiece), dtype=torch.uint8),
+            "text_encoders.umt5base.logit_scale": lambda: torch.tensor(COMFY_LOGIT_SCALE, dtype=torch.float32),
+        }
         meta = {"format": "pt", CONFIG_METADATA_KEY: json.dumps({c: _config_dict(v) for c, v in configs.items()})}
         meta.update(metadata or {})
-        return write_safetensors(path, specs, produce, meta)
+        return _write_from(path, specs, tensors, meta, extra)
     state = dict(bundle_or_state)
     specs = {k: (v.dtype, tuple(v.shape)) for k, v in state.items()}
     return write_safetensors(path, specs, lambda k: state[k], dict(metadata or {"format": "pt"}))
@@ -701,25 +700,13 @@ def save_v1_official(bundle: AceStepV1, root: Union[str, Path], tokenizer_json: 
     root = Path(root)
     configs = _module_configs(bundle)
     files = checkpoint_specs(configs, "official", dtype=bundle.dtype)
-    get = _bundle_tensor_source(bundle, "official")
+    states = _bundle_states(bundle)
     comp_of = {v: k for k, v in OFFICIAL_FILES.items()}
     for rel, specs in files.items():
         comp = comp_of[rel]
         file = root / rel
         file.parent.mkdir(parents=True, exist_ok=True)
-        for key in list(specs):
-            t = get(comp, key)
-            if t is not None:
-                specs[key] = (t.dtype, tuple(t.shape))
-
-        def produce(key: str, comp=comp, specs=specs) -> torch.Tensor:
-            t = get(comp, key)
-            if t is not None:
-                return t
-            dt, shape = specs[key]
-            return torch.zeros(shape, dtype=dt)
-
-        write_safetensors(file, specs, produce, {"format": "pt"})
+        _write_from(file, specs, states[comp], {"format": "pt"})
         cfg = _config_dict(configs[comp])
         (file.parent / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
     tok_dir = root / OFFICIAL_TOKENIZER_DIR
