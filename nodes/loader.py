@@ -45,8 +45,8 @@ def _cache_key(path, dtype) -> tuple:
     stat = path.stat()
     stamp = (stat.st_mtime_ns, stat.st_size)
     if path.is_dir():  # official folder: any component file changing invalidates the cache
-        stamp = tuple(sorted((str(p.relative_to(path)), p.stat().st_mtime_ns, p.stat().st_size)
-                             for p in path.rglob("*") if p.is_file()))
+        stamp = tuple(sorted((str(p.relative_to(path)), st.st_mtime_ns, st.st_size)
+                             for p in path.rglob("*") if p.is_file() for st in (p.stat(),)))
     return (str(path), str(dtype), stamp)
 
 

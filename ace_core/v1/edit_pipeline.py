@@ -74,7 +74,7 @@ from .long_source import (
     plan_whole,
     splice_window,
 )
-from .pipeline import LATENT_FAMILY, SamplerSettings, latent_dict
+from .pipeline import LATENT_FAMILY, SamplerSettings, _param, latent_dict
 from .seams import CROSSFADE_CURVES
 
 __all__ = [
@@ -172,7 +172,7 @@ def encode_source(vae, audio: dict, *, progress: Optional[ProgressHook] = None,
     frames = _frames_for_samples(wave.shape[-1], sr)
     seconds = wave.shape[-1] / sr
     if seconds <= max_encode_seconds + 1e-9:
-        device = next(vae.parameters()).device
+        device = _param(vae).device
         with torch.no_grad():
             samples = vae.encode(wave.to(device, torch.float32), sr, progress=progress).float().cpu()
         encoded = True
@@ -423,7 +423,7 @@ def run_edit(bundle, latent: dict, cond, negative=None, *, seed: int = 0,
                 raise InputError("latent: the edit's source audio is missing; encode it with AceForge VAE Encode")
             _prepare(prepare, "vae")
             vae = bundle.vae
-            device = next(vae.parameters()).device
+            device = _param(vae).device
 
             def encode(wave, sr):
                 return vae.encode(wave.to(device, torch.float32), sr, progress=progress).float().cpu()
@@ -495,6 +495,6 @@ def decode_and_splice(bundle, latent: dict, progress: Optional[ProgressHook] = N
 
 
 def _decode(vae, samples: torch.Tensor, progress: Optional[ProgressHook]) -> torch.Tensor:
-    device = next(vae.parameters()).device
+    device = _param(vae).device
     with torch.no_grad():
         return vae.decode(samples.to(device, torch.float32), progress=progress).float().cpu()

@@ -100,10 +100,14 @@ def preprocess_line(text: str, lang: str) -> str:
     raise InputError(f"lyrics language {lang!r} is not one of {', '.join(SUPPORTED_LANGUAGES)}")
 
 
+def language_token(lang: str) -> str:
+    """The vocabulary token of a language: ``[xx]``, written ``[zh-cn]`` for zh."""
+    return "[zh-cn]" if lang == "zh" else f"[{lang}]"
+
+
 def bpe_text(cleaned: str, lang: str) -> str:
     """The string given to the BPE model: language token + text, spaces as ``[SPACE]``."""
-    tag = "zh-cn" if lang == "zh" else lang
-    return f"[{tag}]{cleaned}".replace(" ", "[SPACE]")
+    return f"{language_token(lang)}{cleaned}".replace(" ", "[SPACE]")
 
 
 @dataclass
@@ -194,7 +198,7 @@ class LyricTokenizer:
         self.vocab_path = path
         vocab = self._bpe.get_vocab()
         for lang, expected in LANGUAGE_TOKEN_IDS.items():
-            token = "[zh-cn]" if lang == "zh" else f"[{lang}]"
+            token = language_token(lang)
             if vocab.get(token) != expected:
                 raise CheckpointError(
                     f"lyrics vocabulary {path} is not the ACE-Step v1 one: token {token} has id "
