@@ -47,6 +47,7 @@ from .sampling import (
     _latent_noise,
     _schedule_for,
     build_guider,
+    cfg_enabled,
     frames_for_duration,
     retake_angle,
     sample,
@@ -457,7 +458,7 @@ def flowedit(dit, src_cond: Conditioning, tar_cond: Conditioning, src_latents: t
     _, device = _dit_dtype_device(dit)
     b = int(src.shape[0])
     x_src = src.to(device, torch.float32)
-    do_cfg = not (guidance_scale == 0.0 or guidance_scale == 1.0)
+    do_cfg = cfg_enabled(guidance_scale)
 
     from .sampling import encode_conditions  # noqa: WPS433 (same package)
 

@@ -60,6 +60,11 @@ LATENT_HEIGHT = 16
 EncoderStates = Tuple[torch.Tensor, torch.Tensor]  # (B, S, D) states, (B, S) float mask
 
 
+def cfg_enabled(guidance_scale: float) -> bool:
+    """Guidance (an unconditional pass) runs unless the scale is 0 or 1, as in the official loops."""
+    return not (guidance_scale == 0.0 or guidance_scale == 1.0)
+
+
 def frames_for_duration(duration: float) -> int:
     """``int(duration·44100/512/8)`` (truncation toward 0, as the official pipeline)."""
     return int(duration * SAMPLE_RATE / 512 / 8)
@@ -251,8 +256,7 @@ class GuidanceSettings:
 
     @property
     def do_cfg(self) -> bool:
-        """CFG is on unless the scale is 0 or 1."""
-        return not (self.guidance_scale == 0.0 or self.guidance_scale == 1.0)
+        return cfg_enabled(self.guidance_scale)
 
     @property
     def double_condition(self) -> bool:
