@@ -1,4 +1,7 @@
-"""Command line: ACE-Step v1 text-to-audio and audio-to-audio without ComfyUI.
+"""Command line: text-to-audio and audio-to-audio without ComfyUI (ACE-Step v1).
+
+The checkpoint's family is recognised from its safetensors headers and every model step goes
+through that family's adapter (:mod:`ace_core.family`).
 
     python -m ace_core generate --tags "pop, piano" --lyrics song.txt --seconds 60 --seed 1 \\
         --out song.flac --checkpoint ace_step_v1_3.5b.safetensors
@@ -246,16 +249,12 @@ def _real_command(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(a) for a in cmd)
 
 
-def _load(args, device, dtype, tmp: Optional[str]):
+def _checkpoint(args) -> Optional[Path]:
+    """The --checkpoint path (None with --demo), checked to exist."""
     from .errors import InputError
-    from .v1.loader import load_v1
 
     if args.demo:
-        from .v1.testing import write_tiny_checkpoint
-
-        path = Path(tmp) / "aceforge_demo_tiny.safetensors"
-        write_tiny_checkpoint(path, layout="comfy", seed=0)
-        return load_v1(path, dtype=dtype, device=device, progress=_progress("loading  ", args.quiet))
+        return None
     if not args.checkpoint:
         raise InputError(
             "--checkpoint: no model given. Download ace_step_v1_3.5b.safetensors "
@@ -264,40 +263,60 @@ def _load(args, device, dtype, tmp: Optional[str]):
     path = Path(args.checkpoint)
     if not path.exists():
         raise InputError(f"--checkpoint: {str(path)!r} does not exist")
-    return load_v1(path, dtype=dtype, device=device, progress=_progress("loading  ", args.quiet))
+    return path
+
+
+def _adapter(path: Optional[Path]):
+    """The family adapter of the checkpoint, from its safetensors headers (the demo model is a tiny v1)."""
+    from .family import adapter_for, adapter_for_path
+    from .loading.recognise import ACE_V1
+
+    return adapter_for(ACE_V1) if path is None else adapter_for_path(path)
+
+
+def _load(adapter, path: Optional[Path], args, device, dtype, tmp: str):
+    if path is None:  # --demo
+        from .v1.testing import write_tiny_checkpoint
+
+        path = Path(tmp) / "aceforge_demo_tiny.safetensors"
+        write_tiny_checkpoint(path, layout="comfy", seed=0)
+    return adapter.load(path, dtype=dtype, device=device, progress=_progress("loading  ", args.quiet))
 
 
 def run(args, argv: Sequence[str]) -> list[Path]:
     """Execute a parsed command; returns the files written."""
     from .audio.io import load_audio, save_audio
-    from .v1 import pipeline
+    from .validation import validate_audio, validate_range, validate_text
 
-    settings = pipeline.SamplerSettings(
+    checkpoint = _checkpoint(args)
+    adapter = _adapter(checkpoint)
+    settings = adapter.sampler_settings(dict(
         steps=args.steps, guidance_scale=args.guidance_scale, sampler=args.sampler, shift=args.shift,
         omega=args.omega, guidance_type=args.guidance_type, guidance_interval=args.guidance_interval,
         guidance_interval_decay=args.guidance_interval_decay, min_guidance_scale=args.min_guidance_scale,
         guidance_scale_text=args.guidance_scale_text, guidance_scale_lyric=args.guidance_scale_lyric,
         erg_tag=args.erg_tag, erg_lyric=args.erg_lyric, erg_diffusion=args.erg_diffusion,
-    ).validate()
+    ))
     lyrics = _read_lyrics(args)
     if args.demo and not args.tags.strip() and not lyrics.strip():
         args.tags = DEMO_TAGS
-    pipeline.validate_text(args.tags, lyrics)
+    validate_text(args.tags, lyrics)
     vocab = _lyrics_vocab(args, lyrics)
-    pipeline.validate_range(args.lyrics_strength, 0.0, 10.0, "--lyrics-strength")
+    validate_range(args.lyrics_strength, 0.0, 10.0, "--lyrics-strength")
     source = None
     if args.command == "generate":
-        pipeline.validate_seconds(args.seconds, "--seconds")
-        batch = pipeline.validate_range(args.batch_size, 1, 64, "--batch-size", integer=True)
+        batch = validate_range(args.batch_size, 1, 64, "--batch-size", integer=True)
+        latent = adapter.empty_latent(args.seconds, batch, "--seconds")
+        denoise = 1.0
     else:
-        pipeline.validate_range(args.denoise, 0.0, 1.0, "--denoise")
+        validate_range(args.denoise, 0.0, 1.0, "--denoise")
         if args.denoise <= 0.0:
             from .errors import InputError
 
             raise InputError("--denoise: must be above 0 (0 would return the input unchanged); allowed (0, 1]")
         waveform, rate = load_audio(args.input, "--input")
-        source = pipeline.validate_audio(waveform, rate, "--input")
-        batch = 1
+        source = validate_audio(waveform, rate, adapter.latent, "--input")
+        batch, denoise = 1, args.denoise
     outputs = _outputs(args.out, batch)
     device = _device(args.device)
     dtype = _dtype(args.dtype, device)
@@ -307,26 +326,25 @@ def run(args, argv: Sequence[str]) -> list[Path]:
     with tempfile.TemporaryDirectory(prefix="aceforge-") as tmp:
         _say(f"loading model ({'demo' if args.demo else args.checkpoint}) on {device}, {str(dtype).replace('torch.', '')}",
              args.quiet)
-        bundle = _load(args, device, dtype, tmp)
+        model = _load(adapter, checkpoint, args, device, dtype, tmp)
         if args.demo and lyrics and vocab is None:
             _say(DEMO_VOCAB_NOTICE)
             vocab = write_demo_lyrics_vocab(Path(tmp) / "demo_lyrics_vocab.json")
-        cond = pipeline.encode_conditioning(bundle, args.tags, lyrics, args.lyrics_strength, args.language,
-                                            lyrics_vocab=vocab)
+        cond = adapter.encode_text(model, args.tags, lyrics, lyrics_strength=args.lyrics_strength,
+                                   language=args.language, lyrics_vocab=vocab)
         if source is not None:
-            latent = pipeline.encode_audio(bundle, source, rate, progress=_progress("encoding ", args.quiet))
-            latent = pipeline.generate(bundle, cond, latent=latent, seed=args.seed, settings=settings,
-                                       denoise=args.denoise, progress=_progress("sampling ", args.quiet))
-        else:
-            latent = pipeline.generate(bundle, cond, seconds=args.seconds, batch_size=batch, seed=args.seed,
-                                       settings=settings, progress=_progress("sampling ", args.quiet))
-        waveform = pipeline.decode(bundle, latent, progress=_progress("decoding ", args.quiet)).cpu()
+            latent = adapter.encode_audio(model, {"waveform": source, "sample_rate": rate},
+                                          progress=_progress("encoding ", args.quiet))
+        latent = adapter.sample(model, cond, latent=latent, seed=args.seed, settings=settings, denoise=denoise,
+                                progress=_progress("sampling ", args.quiet))
+        audio = adapter.decode_audio(model, latent, progress=_progress("decoding ", args.quiet))
+    waveform, out_rate = audio["waveform"].cpu(), int(audio["sample_rate"])
     if source is not None:
-        waveform = waveform[..., : int(round(source.shape[-1] * pipeline.SAMPLE_RATE / rate))]
+        waveform = waveform[..., : int(round(source.shape[-1] * out_rate / rate))]
     written = []
     for k, path in enumerate(outputs):
-        written.append(save_audio(path, waveform[k], pipeline.SAMPLE_RATE, "--out"))
-        _say(f"wrote {path} ({waveform.shape[-1] / pipeline.SAMPLE_RATE:.1f} s, stereo, 44100 Hz)", args.quiet)
+        written.append(save_audio(path, waveform[k], out_rate, "--out"))
+        _say(f"wrote {path} ({waveform.shape[-1] / out_rate:.1f} s, stereo, {out_rate} Hz)", args.quiet)
     if args.demo:
         _say("\n" + DEMO_NOTICE.splitlines()[1] + "\nFor real music, download ACE-Step v1 "
              f"({REAL_WEIGHTS_URL}) and run:\n  {_real_command(argv)}")

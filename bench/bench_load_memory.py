@@ -28,7 +28,8 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from ace_core.v1.layouts import COMFY_SPIECE_KEY, write_safetensors  # noqa: E402
+from ace_core.loading.safetensors_io import write_safetensors  # noqa: E402
+from ace_core.v1.layouts import COMFY_SPIECE_KEY  # noqa: E402
 from ace_core.v1.testing import tiny_spiece_model_bytes  # noqa: E402
 
 MANIFEST = REPO.parent / "shared" / "reference" / "checkpoints" / "comfy__ace_step_v1_3.5b.safetensors.json"

@@ -43,7 +43,7 @@ import torch
 torch.manual_seed(0)
 from types import SimpleNamespace
 from ace_core.v1 import edit_pipeline as ep
-from ace_core.v1 import edit_regions as er
+from ace_core.v1.latent import LATENT
 from ace_core.v1.loader import load_v1
 from ace_core.v1.pipeline import SamplerSettings, TextConditioning
 from ace_core.v1.testing import write_tiny_checkpoint
@@ -54,7 +54,7 @@ tiny = load_v1(write_tiny_checkpoint(tempfile.mkdtemp() + "/tiny.safetensors", "
 vae = tiny.vae
 if case == "full":
     from ace_core.v1.dit import AceStepDiT, DiTConfig
-    from ace_core.v1.loader import _materialize_buffers
+    from ace_core.loading.streaming import materialize_buffers
     dit = AceStepDiT(DiTConfig(), dtype=torch.bfloat16, device="meta")
     g = torch.Generator().manual_seed(0)
     pool = (torch.randn(1 << 24, generator=g) * 0.02).to(torch.bfloat16)
@@ -72,7 +72,7 @@ if case == "full":
                 pos += k
                 off = (off + k + 7919) % (pool.numel() - 1)
             mod._parameters[name] = torch.nn.Parameter(t.view(p.shape), requires_grad=False)
-    _materialize_buffers(dit, "cpu")
+    materialize_buffers(dit, "cpu")
     dit.eval()
 else:
     dit = tiny.dit
@@ -98,9 +98,9 @@ cond = TextConditioning(text_states=torch.randn(1, 8, dim, generator=gc), text_m
 t0 = time.perf_counter()
 source = ep.encode_source(vae, {{"waveform": wave, "sample_rate": sr}})
 mid = minutes * 30.0
-wf = int(window_s * er.FRAMES_PER_SECOND)
+wf = int(window_s * LATENT.frames_per_second)
 edit = ep.repaint_latent(source, mid - region_s / 2, "start", mid + region_s / 2, "start",
-                         max_window_frames=min(wf, er.MAX_WINDOW_FRAMES))
+                         max_window_frames=min(wf, LATENT.max_frames))
 encoded = []
 orig_encode = vae.encode
 vae.encode = lambda w, s, **kw: (encoded.append(w.shape[-1]), orig_encode(w, s, **kw))[1]

@@ -5,6 +5,9 @@ reads (``conditioning_lyrics``: lyric token ids, ``lyrics_strength``), so our co
 core's ``TextEncodeAceStepAudio`` output are interchangeable with the core conditioning nodes
 (ConditioningZeroOut, ConditioningSetTimestepRange is ignored, ...). What core has no key for
 (masks, the ERG null text states) rides in ``"aceforge_v1"``.
+
+Nodes reach this through :func:`encode_for` / :func:`decode_for`, which pick the codec of the
+model's family from :data:`CODECS` (one line per family).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import logging
 import torch
 
 from ..ace_core.errors import InputError
-from ..ace_core.v1.pipeline import TextConditioning
+from ..ace_core.v1.latent import LATENT_FAMILY
+from ..ace_core.v1.pipeline import TextConditioning, text_embedding_dim
 
 log = logging.getLogger("AceForge")
 
@@ -80,3 +84,27 @@ def from_comfy(conditioning, name: str, text_dim: int | None = None) -> TextCond
         lyrics_strength=float(meta.get("lyrics_strength", 1.0)),
         erg_text_states=erg,
     )
+
+
+CODECS = {
+    LATENT_FAMILY: (to_comfy, lambda conditioning, name, bundle: from_comfy(conditioning, name,
+                                                                           text_embedding_dim(bundle))),
+}
+"""family -> (to_comfy(cond), from_comfy(conditioning, name, bundle))."""
+
+
+def _codec(model):
+    codec = CODECS.get(model.family)
+    if codec is None:
+        raise InputError(f"model: no CONDITIONING support for the model family {model.family!r}")
+    return codec
+
+
+def encode_for(model, cond) -> list:
+    """The family's conditioning as a CONDITIONING for ``model`` (an ``AceModel``)."""
+    return _codec(model)[0](cond)
+
+
+def decode_for(model, conditioning, name: str):
+    """A CONDITIONING -> the family's conditioning for ``model`` (checked against its width)."""
+    return _codec(model)[1](conditioning, name, model.bundle)

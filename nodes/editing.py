@@ -5,10 +5,10 @@ official editing loops and ACE-Step VAE Decode splices back into the source audi
 
 from __future__ import annotations
 
+from ..ace_core.editing import regions as er
+from ..ace_core.editing.seams import CROSSFADE_CURVES
 from ..ace_core.v1 import edit_pipeline as ep
-from ..ace_core.v1 import edit_regions as er
 from ..ace_core.v1.pipeline import validate_choice
-from ..ace_core.v1.seams import CROSSFADE_CURVES
 
 CATEGORY = "audio/ACE-Step"
 ANCHORS = list(er.ANCHORS)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from ..ace_core.v1 import pipeline
+from ..ace_core.family import adapter_for
+from ..ace_core.loading.recognise import ACE_V1
 
 CATEGORY = "audio/ACE-Step"
+
+
+def _v1():
+    return adapter_for(ACE_V1)
 
 
 class EmptyAceStepLatentAudio:
@@ -22,7 +27,7 @@ class EmptyAceStepLatentAudio:
         return {
             "required": {
                 "seconds": ("FLOAT", {
-                    "default": 60.0, "min": 1.0, "max": pipeline.MAX_SECONDS, "step": 0.1,
+                    "default": 60.0, "min": 1.0, "max": _v1().latent.max_seconds, "step": 0.1,
                     "tooltip": "Length of the audio to generate, in seconds (ACE-Step v1 allows up to 240).",
                 }),
                 "batch_size": ("INT", {
@@ -33,7 +38,7 @@ class EmptyAceStepLatentAudio:
         }
 
     def create(self, seconds, batch_size=1):
-        return (pipeline.empty_latent(seconds, batch_size),)
+        return (_v1().empty_latent(seconds, batch_size),)
 
 
 NODE_CLASS_MAPPINGS = {"AceForge_EmptyAceStepLatentAudio": EmptyAceStepLatentAudio}

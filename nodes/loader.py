@@ -1,12 +1,14 @@
-"""Checkpoint loader: one ACE-Step v1 model bundle (DiT, UMT5 text encoder, music VAE) from a file
-or an official folder, cached so a second run with the same file does not reload it."""
+"""Checkpoint loader: one model bundle (ACE-Step v1: DiT, UMT5 text encoder, music VAE) from a file
+or an official folder, cached so a second run with the same file does not reload it. The family is
+recognised from the safetensors headers and the family's adapter loads it."""
 
 from __future__ import annotations
 
 import logging
 import threading
 
-from ..ace_core.v1.pipeline import LATENT_FAMILY
+from ..ace_core.family import adapter_for_path
+from ..ace_core.validation import validate_choice
 from . import comfy_compat
 from .comfy_compat import ManagedModule
 
@@ -17,21 +19,30 @@ DTYPE_CHOICES = ["auto", "bf16", "fp16", "fp32"]
 
 
 class AceModel:
-    """What travels on an ``ACE_MODEL`` socket: the loaded bundle
-    (:class:`ace_core.v1.bundle.AceStepV1`) and one memory-managed handle per component."""
+    """What travels on an ``ACE_MODEL`` socket: the loaded bundle (e.g.
+    :class:`ace_core.v1.bundle.AceStepV1`), its family's adapter
+    (:class:`ace_core.family.FamilyAdapter`) and one memory-managed handle per component
+    (``bundle.modules()``: ``dit``, ``text_encoder``, ``vae`` for v1), reachable as attributes."""
 
-    family = LATENT_FAMILY
-
-    def __init__(self, bundle, name: str):
+    def __init__(self, bundle, name: str, adapter):
         self.bundle = bundle
         self.name = name
-        self.dit = ManagedModule(bundle.dit, "dit")
-        self.text_encoder = ManagedModule(bundle.text_encoder, "text_encoder")
-        self.vae = ManagedModule(bundle.vae, "vae")
+        self.adapter = adapter
+        self.parts = {role: ManagedModule(module, role) for role, module in bundle.modules().items()}
+
+    @property
+    def family(self) -> str:
+        return self.adapter.family
+
+    def __getattr__(self, part: str) -> ManagedModule:
+        parts = self.__dict__.get("parts", {})
+        if part in parts:
+            return parts[part]
+        raise AttributeError(part)
 
     def prepare(self, part: str) -> None:
         """Place one component (``dit``, ``text_encoder``, ``vae``) for running."""
-        getattr(self, part).load()
+        self.parts[part].load()
 
     def __repr__(self) -> str:
         return f"AceModel({self.name!r}, dtype={getattr(self.bundle, 'dtype', None)})"
@@ -52,9 +63,6 @@ def _cache_key(path, dtype) -> tuple:
 
 def load_model(ckpt_name: str, dtype_choice: str = "auto") -> AceModel:
     """Resolve, load (or reuse) a checkpoint. Only the most recent model is kept in the cache."""
-    from ..ace_core.v1.loader import load_v1
-    from ..ace_core.v1.pipeline import validate_choice
-
     validate_choice(dtype_choice, DTYPE_CHOICES, "dtype")
     path = comfy_compat.resolve_checkpoint(ckpt_name)
     dtype = comfy_compat.choose_dtype(dtype_choice)
@@ -64,9 +72,10 @@ def load_model(ckpt_name: str, dtype_choice: str = "auto") -> AceModel:
             return _cache["model"]
         _cache["key"] = _cache["model"] = None  # let the old model go before loading the new one
         log.info("AceForge: loading ACE-Step checkpoint %s (%s)", path, dtype)
-        bundle = load_v1(path, dtype=dtype, device=comfy_compat.offload_device(),
-                         progress=comfy_compat.progress_hook("loading"))
-        model = AceModel(bundle, ckpt_name)
+        adapter = adapter_for_path(path)
+        bundle = adapter.load(path, dtype=dtype, device=comfy_compat.offload_device(),
+                              progress=comfy_compat.progress_hook("loading"))
+        model = AceModel(bundle, ckpt_name, adapter)
         _cache["key"], _cache["model"] = key, model
         return model
 

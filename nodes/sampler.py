@@ -3,10 +3,10 @@ CFG-zero-star, guidance interval, ERG) for text-to-audio and, with denoise < 1, 
 
 from __future__ import annotations
 
-from ..ace_core.v1 import edit_pipeline, pipeline
+from ..ace_core.v1 import pipeline
 from ..ace_core.v1.pipeline import SamplerSettings
 from . import comfy_compat
-from .conditioning import from_comfy
+from .conditioning import decode_for
 
 CATEGORY = "audio/ACE-Step"
 _DEFAULTS = SamplerSettings()
@@ -127,28 +127,19 @@ class AceStepKSampler:
                min_guidance_scale=_DEFAULTS.min_guidance_scale, guidance_scale_text=_DEFAULTS.guidance_scale_text,
                guidance_scale_lyric=_DEFAULTS.guidance_scale_lyric, erg_tag=_DEFAULTS.erg_tag,
                erg_lyric=_DEFAULTS.erg_lyric, erg_diffusion=_DEFAULTS.erg_diffusion, negative=None):
-        settings = SamplerSettings(
+        settings = model.adapter.sampler_settings(dict(
             steps=steps, guidance_scale=guidance_scale, sampler=sampler, shift=shift, omega=omega,
             guidance_type=guidance_type, guidance_interval=guidance_interval,
             guidance_interval_decay=guidance_interval_decay, min_guidance_scale=min_guidance_scale,
             guidance_scale_text=guidance_scale_text, guidance_scale_lyric=guidance_scale_lyric,
             erg_tag=erg_tag, erg_lyric=erg_lyric, erg_diffusion=erg_diffusion,
-        ).validate()
-        text_dim = pipeline.text_embedding_dim(model.bundle)
-        pos = from_comfy(positive, "positive", text_dim)
-        neg = from_comfy(negative, "negative", text_dim) if negative is not None else None
-        if edit_pipeline.is_edit_latent(latent):  # from RepaintMask / Outpaint / Retake / FlowEdit
-            return (edit_pipeline.run_edit(
-                model.bundle, latent, pos, neg, seed=seed, settings=settings,
-                progress=comfy_compat.progress_hook("sampling"), prepare=model.prepare,
-            ),)
-        samples = pipeline.latent_samples(latent, "latent")
-        model.dit.load()
-        out = pipeline.generate(
-            model.bundle, pos, neg, latent=samples, seed=seed, settings=settings, denoise=denoise,
-            progress=comfy_compat.progress_hook("sampling"),
-        )
-        return (pipeline.latent_dict(out.float().cpu()),)
+        ))
+        pos = decode_for(model, positive, "positive")
+        neg = decode_for(model, negative, "negative") if negative is not None else None
+        # an edit LATENT (RepaintMask / Outpaint / Retake / FlowEdit) runs its edit
+        return (model.adapter.sample(model.bundle, pos, neg, latent=latent, seed=seed, settings=settings,
+                                     denoise=denoise, progress=comfy_compat.progress_hook("sampling"),
+                                     prepare=model.prepare),)
 
 
 NODE_CLASS_MAPPINGS = {"AceForge_KSampler": AceStepKSampler}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..ace_core.v1 import pipeline
 from . import comfy_compat
-from .conditioning import to_comfy
+from .conditioning import encode_for
 
 CATEGORY = "audio/ACE-Step"
 
@@ -48,10 +48,10 @@ class TextEncodeAceStepAudio:
         }
 
     def encode(self, model, tags, lyrics, lyrics_strength=1.0, language="auto"):
-        model.text_encoder.load()
-        cond = pipeline.encode_conditioning(model.bundle, tags, lyrics, lyrics_strength=lyrics_strength, language=language,
-                                            vocab_dirs=comfy_compat.folder_paths_for(comfy_compat.PACK_FOLDER))
-        return (to_comfy(cond),)
+        model.prepare("text_encoder")
+        cond = model.adapter.encode_text(model.bundle, tags, lyrics, lyrics_strength=lyrics_strength, language=language,
+                                         vocab_dirs=comfy_compat.folder_paths_for(comfy_compat.PACK_FOLDER))
+        return (encode_for(model, cond),)
 
 
 NODE_CLASS_MAPPINGS = {"AceForge_TextEncodeAceStepAudio": TextEncodeAceStepAudio}

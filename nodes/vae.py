@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ..ace_core.v1 import edit_pipeline, pipeline
 from . import comfy_compat
 
 CATEGORY = "audio/ACE-Step"
@@ -29,14 +28,10 @@ class AceStepVAEDecode:
         }
 
     def decode(self, model, latent):
-        if edit_pipeline.is_edit_latent(latent):  # a sampled repaint/outpaint: spliced into its source
-            audio = edit_pipeline.decode_and_splice(model.bundle, latent, progress=comfy_compat.progress_hook("decoding"),
-                                                    prepare=model.prepare)
-            return ({"waveform": audio["waveform"].float().cpu(), "sample_rate": audio["sample_rate"]},)
-        samples = pipeline.latent_samples(latent, "latent")
-        model.vae.load()
-        waveform = pipeline.decode(model.bundle, samples, progress=comfy_compat.progress_hook("decoding"))
-        return ({"waveform": waveform.float().cpu(), "sample_rate": pipeline.SAMPLE_RATE},)
+        # a sampled repaint/outpaint LATENT is spliced into its source audio
+        audio = model.adapter.decode_audio(model.bundle, latent, progress=comfy_compat.progress_hook("decoding"),
+                                           prepare=model.prepare)
+        return ({"waveform": audio["waveform"].float().cpu(), "sample_rate": audio["sample_rate"]},)
 
 
 class AceStepVAEEncode:
@@ -60,10 +55,9 @@ class AceStepVAEEncode:
         }
 
     def encode(self, model, audio):
-        # validates the AUDIO; sources up to 240 s are encoded, longer ones (for the edit nodes, up to
-        # 60 min) become a lazy placeholder that only the edit's window is encoded from
-        model.vae.load()
-        return (edit_pipeline.encode_source(model.bundle.vae, audio, progress=comfy_compat.progress_hook("encoding")),)
+        # validates the AUDIO; long sources (for the edit nodes) may be encoded only around the edit
+        return (model.adapter.encode_audio(model.bundle, audio, progress=comfy_compat.progress_hook("encoding"),
+                                           prepare=model.prepare),)
 
 
 NODE_CLASS_MAPPINGS = {"AceForge_VAEDecode": AceStepVAEDecode, "AceForge_VAEEncode": AceStepVAEEncode}

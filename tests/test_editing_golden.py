@@ -7,10 +7,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from ace_core.editing import regions as er
+from ace_core.editing.long_source import plan_extend
 from ace_core.v1 import edit_pipeline as ep
 from ace_core.v1 import editing
-from ace_core.v1 import edit_regions as er
-from ace_core.v1.long_source import plan_extend
+from ace_core.v1.latent import LATENT
 from ace_core.v1.pipeline import SamplerSettings, TextConditioning
 from golden_harness import Fixture, discover
 from golden_runners.v1_dit import load_dit
@@ -40,7 +41,7 @@ def test_edit_path_reproduces_golden(folder, stem):
     bundle = SimpleNamespace(dit=load_dit(fx), vae=None)
     noise, retake = inp["noise_target"], inp.get("noise_retake")
     if fx.component == "v1.retake":
-        frames = er.seconds_to_frame(args["duration"])
+        frames = LATENT.frames(args["duration"])
         latent = ep.retake_latent({"samples": torch.zeros(noise.shape[0], 8, 16, frames)}, 0,
                                   args["retake_variance"])
     else:
@@ -48,15 +49,15 @@ def test_edit_path_reproduces_golden(folder, stem):
         source = {"samples": src}
         t0 = src.shape[-1]
         if fx.component == "v1.repaint":
-            end = min(args["repaint_end"], er.frames_to_seconds(t0))
+            end = min(args["repaint_end"], LATENT.seconds(t0))
             latent = ep.repaint_latent(source, args["repaint_start"], "start", end, "start",
                                        strength=args["retake_variance"], feather_frames=0, crossfade_ms=0)
         else:  # the official frame counts (this snapshot's rules) as an explicit plan
             off = editing.plan_extend_seconds(t0, args["repaint_start"], args["repaint_end"])
             assert off.left_trim == off.right_trim == 0
-            ext = er.Extension(er.frames_to_seconds(off.left_pad), er.frames_to_seconds(off.right_pad),
-                               off.left_pad, off.right_pad, t0, er.frames_to_seconds(t0), t0)
-            latent = ep.plan_to_latent(plan_extend(ext, 0), source, variance=args["retake_variance"])
+            ext = er.Extension(LATENT.seconds(off.left_pad), LATENT.seconds(off.right_pad),
+                               off.left_pad, off.right_pad, t0, LATENT.seconds(t0), t0)
+            latent = ep.plan_to_latent(plan_extend(LATENT, ext, 0), source, variance=args["retake_variance"])
     with torch.no_grad():
         out = ep.run_edit(bundle, latent, cond, seed=0, settings=_settings(args), noise=noise,
                           retake_noise=retake)

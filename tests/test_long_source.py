@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from ace_core.audio.resample import resample
+from ace_core.editing import long_source as ls
 from ace_core.v1 import edit_pipeline as ep
-from ace_core.v1 import long_source as ls
 from ace_core.v1.pipeline import SamplerSettings
 from editing_tools import conditioning, tiny_bundle
 
@@ -105,5 +105,5 @@ def test_window_resampling_matches_the_whole_resample():
     g = torch.Generator().manual_seed(0)
     wave = torch.randn(1, 2, 48000 * 3, generator=g)
     whole = resample(wave, 48000, 44100)
-    part = ls._slice_at_44k(wave, 48000, 4096 * 10, 4096 * 20)
+    part = ls.slice_resampled(wave, 48000, 4096 * 10, 4096 * 20, 44100)
     assert torch.allclose(part, whole[..., 4096 * 10:4096 * 20], atol=1e-5)

@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
+from ace_core.editing.seams import crossfade_ramps, diff_rms, edge_jump_rms, edit_mask, jump_profile, splice
 from ace_core.errors import InputError
 from ace_core.v1 import edit_pipeline as ep
 from ace_core.v1.pipeline import SamplerSettings
-from ace_core.v1.seams import crossfade_ramps, diff_rms, edge_jump_rms, edit_mask, jump_profile, splice
 from editing_tools import conditioning, tiny_bundle, tone
 
 FAST = SamplerSettings(steps=3, guidance_scale=5.0)

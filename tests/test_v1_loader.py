@@ -12,15 +12,9 @@ import pytest
 import torch
 
 from ace_core.errors import CheckpointError
+from ace_core.loading.safetensors_io import read_header, read_tensor, write_safetensors
 from ace_core.v1.bundle import AceStepV1
-from ace_core.v1.layouts import (
-    COMFY_SPIECE_KEY,
-    detect_v1,
-    identify,
-    read_header,
-    read_tensor,
-    write_safetensors,
-)
+from ace_core.v1.layouts import COMFY_SPIECE_KEY, detect_v1, identify
 from ace_core.v1.loader import load_v1, save_v1_all_in_one, save_v1_official
 from ace_core.v1.testing import write_tiny_checkpoint
 

@@ -8,12 +8,16 @@ import pytest
 import torch
 from torch import nn
 
+from ace_core.editing.repaint import blend
 from ace_core.errors import InputError
+from ace_core.sampling import guidance as G
 from ace_core.v1 import editing as E
-from ace_core.v1 import guidance as G
+from ace_core.v1 import erg as erg_hooks
+from ace_core.v1 import official
 from ace_core.v1 import sampling as SMP
 from ace_core.v1 import schedulers as S
 from ace_core.v1.dit import AceStepDiT, DiTConfig
+from ace_core.v1.latent import FRAMES_PER_SECOND
 
 T = 8  # latent frames used by the loop tests
 
@@ -170,24 +174,24 @@ def test_erg_hooks_installed_and_always_removed():
     model = AceStepDiT(_tiny_config(num_layers=17, lyric_blocks=6), dtype=torch.float32)
     dmods = [m for b in model.transformer_blocks for m in (b.attn.to_q, b.cross_attn.to_q)]
     lmods = [e.self_attn.linear_q for e in model.lyric_encoder.encoders]
-    with G.erg_diffusion(model) as n:
+    with erg_hooks.erg_diffusion(model) as n:
         assert n == 4 and _hook_count(dmods) == 4  # only blocks 15 and 16 exist
-    with G.erg_lyric(model) as n:
+    with erg_hooks.erg_lyric(model) as n:
         assert n == 2 and _hook_count(lmods) == 2
     umt5 = _stub_umt5(12)
     qs = [b.layer[0].SelfAttention.q for b in umt5.encoder.block]
     with pytest.raises(RuntimeError):
-        with G.erg_text(umt5) as n:
+        with erg_hooks.erg_text(umt5) as n:
             assert n == 2 and _hook_count(qs) == 2
             raise RuntimeError("boom")
     assert _hook_count(dmods) == _hook_count(lmods) == _hook_count(qs) == 0
     # the hook scales the output by tau
     q = qs[8]
     x = torch.randn(3, 2)
-    with G.erg_text(umt5):
+    with erg_hooks.erg_text(umt5):
         assert torch.allclose(q(x), 0.01 * nn.functional.linear(x, q.weight, q.bias))
     assert torch.allclose(q(x), nn.functional.linear(x, q.weight, q.bias))
-    with G.erg_diffusion(AceStepDiT(_tiny_config(), dtype=torch.float32)) as n:
+    with erg_hooks.erg_diffusion(AceStepDiT(_tiny_config(), dtype=torch.float32)) as n:
         assert n == 0  # the tiny model has no blocks 15..19
 
 
@@ -326,12 +330,12 @@ def test_repaint_keeps_source_outside_and_soft_equals_hard(dit):
     assert not torch.allclose(a[..., 2:5], src[..., 2:5])
     # the same {0,1} mask as (T,) float line and via seconds give identical results
     b = E.repaint(dit, _cond(), src, hard[0, 0, 0].clone(), **kw)
-    c = E.repaint(dit, _cond(), src, repaint_start=2 / SMP.FRAMES_PER_SECOND + 1e-6,
-                  repaint_end=5 / SMP.FRAMES_PER_SECOND + 1e-6, **kw)
+    c = E.repaint(dit, _cond(), src, repaint_start=2 / FRAMES_PER_SECOND + 1e-6,
+                  repaint_end=5 / FRAMES_PER_SECOND + 1e-6, **kw)
     assert torch.equal(a, b) and torch.equal(a, c)
     # the soft formulas reduce exactly to the hard ones on {0,1}
     x, y = torch.randn(1, 8, 16, T), torch.randn(1, 8, 16, T)
-    assert torch.equal(E._select(hard, x, y, binary=False), E._select(hard, x, y, binary=True))
+    assert torch.equal(blend(hard, x, y, binary=False), blend(hard, x, y, binary=True))
     # a feathered mask: outside still exact, edges between hard and source
     soft = E.region_mask(T, 2, 6, feather=1)
     assert soft[0, 0, 0].tolist() == [0, 0, 0.5, 1, 1, 0.5, 0, 0]
@@ -407,16 +411,16 @@ def test_reference_dispatch_matches_wrappers(dit):
     cond = _cond()
     base = dict(infer_steps=2, guidance_scale=5.0, guidance_interval=1.0, guidance_interval_decay=0.0,
                 omega_scale=5.0)
-    dur = T / SMP.FRAMES_PER_SECOND + 1e-6
-    a = SMP.text2music_diffusion_process(dit, cond, duration=dur, noise=_noise(1), **base)
+    dur = T / FRAMES_PER_SECOND + 1e-6
+    a = official.text2music_diffusion_process(dit, cond, duration=dur, noise=_noise(1), **base)
     b = SMP.sample(dit, cond, noise=_noise(1), steps=2, guidance_scale=5.0, guidance_interval=1.0,
                    omega_scale=5.0, use_erg_diffusion=False)
     assert torch.equal(a, b)
     src = _noise(3)
-    r = SMP.text2music_diffusion_process(dit, cond, duration=dur, noise=_noise(4), retake_noise=_noise(5),
+    r = official.text2music_diffusion_process(dit, cond, duration=dur, noise=_noise(4), retake_noise=_noise(5),
                                          add_retake_noise=True, retake_variance=0.5, src_latents=src,
-                                         repaint_start=2 / SMP.FRAMES_PER_SECOND + 1e-6,
-                                         repaint_end=5 / SMP.FRAMES_PER_SECOND + 1e-6, **base)
+                                         repaint_start=2 / FRAMES_PER_SECOND + 1e-6,
+                                         repaint_end=5 / FRAMES_PER_SECOND + 1e-6, **base)
     r2 = E.repaint(dit, cond, src, E.region_mask(T, 2, 5), noise=_noise(4), retake_noise=_noise(5),
                    retake_variance=0.5, steps=2, guidance_scale=5.0, guidance_interval=1.0, use_erg_diffusion=False)
     assert torch.equal(r, r2)
@@ -452,11 +456,11 @@ def test_repaint_with_no_step_left_returns_source(dit):
                     retake_variance=0.0, **FAST)
     assert torch.equal(out, src) and wrapped.calls == 0
     # oss_steps: n_min = int(max(oss)·(1 − variance)) = 4 ≥ 2 timesteps -> nothing to run either
-    dur = T / SMP.FRAMES_PER_SECOND + 1e-6
-    out = SMP.text2music_diffusion_process(
+    dur = T / FRAMES_PER_SECOND + 1e-6
+    out = official.text2music_diffusion_process(
         wrapped, _cond(), duration=dur, noise=_noise(4), retake_noise=_noise(5), add_retake_noise=True,
-        retake_variance=0.5, src_latents=src, repaint_start=2 / SMP.FRAMES_PER_SECOND + 1e-6,
-        repaint_end=5 / SMP.FRAMES_PER_SECOND + 1e-6, oss_steps=[2, 8], guidance_scale=5.0)
+        retake_variance=0.5, src_latents=src, repaint_start=2 / FRAMES_PER_SECOND + 1e-6,
+        repaint_end=5 / FRAMES_PER_SECOND + 1e-6, oss_steps=[2, 8], guidance_scale=5.0)
     assert torch.equal(out, src) and wrapped.calls == 0
 
 

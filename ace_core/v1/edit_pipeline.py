@@ -18,7 +18,8 @@ to 60 min) are *not* encoded: ``samples`` is a zero-stride zero placeholder of t
 (no memory) and ``encoded`` is False; the edit encodes only its window.
 
 **The edit LATENT** (what RepaintMask / Outpaint / Retake / FlowEdit emit, and what the sampler
-returns) is a core LATENT over the *window* (see ``long_source.py``) plus ``"aceforge_edit"``::
+returns) is a core LATENT over the *window* (see ``ace_core/editing/long_source.py``) plus
+``"aceforge_edit"``::
 
     "samples":    (B, 8, 16, W) the window's source latent x0 (zeros on extension frames); a zero
                   placeholder while the window is not encoded yet; after sampling: the result.
@@ -62,10 +63,8 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..errors import InputError
-from ..progress import ProgressHook
-from . import edit_regions as er
-from .long_source import (
+from ..editing import regions as er
+from ..editing.long_source import (
     DECODE_MARGIN_FRAMES,
     EditPlan,
     encode_window,
@@ -74,8 +73,11 @@ from .long_source import (
     plan_whole,
     splice_window,
 )
-from .pipeline import LATENT_FAMILY, SamplerSettings, _param, latent_dict
-from .seams import CROSSFADE_CURVES
+from ..editing.seams import CROSSFADE_CURVES
+from ..errors import InputError
+from ..progress import ProgressHook
+from .latent import LATENT, LATENT_FAMILY, SAMPLE_RATE, SAMPLES_PER_FRAME, check_v1_latent, latent_dict
+from .pipeline import SamplerSettings, _param
 
 __all__ = [
     "EDIT_KEY", "SOURCE_KEY", "TASKS", "FLOWEDIT_PRESETS", "DEFAULT_CROSSFADE_MS", "DEFAULT_FEATHER_FRAMES",
@@ -129,8 +131,8 @@ def _check_audio(audio, name: str = "audio") -> tuple[torch.Tensor, int]:
     if seconds > er.MAX_SOURCE_SECONDS + 1e-6:
         raise InputError(f"{name}: {seconds / 60:.1f} min is longer than the {er.MAX_SOURCE_SECONDS / 60:g} min "
                          "AceForge can edit; trim the audio first")
-    if seconds < er.frames_to_seconds(1):
-        raise InputError(f"{name}: {seconds:.3f} s is shorter than one latent frame ({er.frames_to_seconds(1):.3f} s)")
+    if seconds < LATENT.seconds(1):
+        raise InputError(f"{name}: {seconds:.3f} s is shorter than one latent frame ({LATENT.seconds(1):.3f} s)")
     # finite check in chunks (a 60-minute source is large)
     step = 1 << 22
     flat = wave.reshape(-1)
@@ -142,15 +144,15 @@ def _check_audio(audio, name: str = "audio") -> tuple[torch.Tensor, int]:
 
 def _frames_for_samples(length: int, sample_rate: int) -> int:
     """Latent frames of ``length`` samples at ``sample_rate``: ceil(ceil(L·44100/sr) / 4096)."""
-    l44 = -((-int(length) * er.SAMPLE_RATE) // int(sample_rate))
-    return -(-l44 // er.SAMPLES_PER_FRAME)
+    l44 = -((-int(length) * SAMPLE_RATE) // int(sample_rate))
+    return -(-l44 // SAMPLES_PER_FRAME)
 
 
 def attach_source(latent: dict, audio: dict) -> dict:
     """A copy of a LATENT carrying a reference to the source AUDIO it was encoded from."""
     wave, sr = _check_audio(audio)
     out = dict(latent)
-    samples = er.check_v1_latent(latent, "latent")
+    samples = check_v1_latent(latent, "latent")
     frames = _frames_for_samples(wave.shape[-1], sr)
     if samples.shape[-1] != frames:
         raise InputError(f"latent: it has {samples.shape[-1]} frames, but the audio ({wave.shape[-1] / sr:.2f} s) "
@@ -160,7 +162,7 @@ def attach_source(latent: dict, audio: dict) -> dict:
 
 
 def encode_source(vae, audio: dict, *, progress: Optional[ProgressHook] = None,
-                  max_encode_seconds: float = er.MAX_WINDOW_SECONDS) -> dict:
+                  max_encode_seconds: float = LATENT.max_seconds) -> dict:
     """The source LATENT for the editing nodes (and for audio-to-audio when ≤ 240 s).
 
     ``vae``: a :class:`~ace_core.v1.music_vae.MusicVAE` (or a bundle with ``.vae``). Sources up
@@ -186,7 +188,7 @@ def encode_source(vae, audio: dict, *, progress: Optional[ProgressHook] = None,
 
 def source_of(latent: dict, name: str = "source") -> tuple[torch.Tensor, Optional[dict], float]:
     """(samples, source dict or None, source seconds) of a source LATENT, validated."""
-    samples = er.check_v1_latent(latent, name)
+    samples = check_v1_latent(latent, name)
     if isinstance(latent.get(EDIT_KEY), dict):
         raise InputError(f"{name}: this latent is already an edit ({latent[EDIT_KEY].get('task')}); connect the "
                          "encoded source audio (AceForge VAE Encode), not the output of another edit node")
@@ -198,10 +200,10 @@ def source_of(latent: dict, name: str = "source") -> tuple[torch.Tensor, Optiona
             raise InputError(f"{name}: the latent has {samples.shape[-1]} frames but its audio encodes to {frames}; "
                              "the latent was changed after VAE Encode (another length)")
         return samples, src, wave.shape[-1] / sr
-    if samples.shape[-1] > er.MAX_WINDOW_FRAMES:
+    if samples.shape[-1] > LATENT.max_frames:
         raise InputError(f"{name}: a latent of {samples.shape[-1]} frames without its source audio; "
                          "encode the audio with AceForge VAE Encode")
-    return samples, None, er.frames_to_seconds(samples.shape[-1])
+    return samples, None, LATENT.seconds(samples.shape[-1])
 
 
 def _check_common(feather_frames, crossfade_ms, crossfade_curve) -> tuple[int, float, str]:
@@ -238,7 +240,7 @@ def _edit_latent(task: str, plan: EditPlan, samples: torch.Tensor, src: Optional
     encoded = src is None or bool(src.get("encoded", True))
     batch = samples.shape[0]
     if encoded:
-        x0 = encode_window(plan, None, samples=samples, batch=batch)
+        x0 = encode_window(LATENT, plan, None, samples=samples, batch=batch)
     else:
         x0 = torch.zeros(batch, 8, 16, plan.window_frames)
     out = latent_dict(x0)
@@ -275,45 +277,45 @@ def plan_to_latent(plan: EditPlan, source: dict, *, variance: float = 1.0, cross
 def repaint_latent(source: dict, start_time=0.0, start_time_relative_to: str = "start", end_time=30.0,
                    end_time_relative_to: str = "start", *, strength: float = 1.0,
                    feather_frames: int = DEFAULT_FEATHER_FRAMES, crossfade_ms: float = DEFAULT_CROSSFADE_MS,
-                   crossfade_curve: str = "equal_power", max_window_frames: int = er.MAX_WINDOW_FRAMES) -> dict:
+                   crossfade_curve: str = "equal_power", max_window_frames: int = LATENT.max_frames) -> dict:
     """RepaintMask: regenerate ``start_time`` .. ``end_time`` (RunComfy semantics) of the source."""
     samples, src, seconds = source_of(source)
     strength = _check_unit(strength, "strength")
     feather, xf, curve = _check_common(feather_frames, crossfade_ms, crossfade_curve)
-    region = er.resolve_repaint_region(start_time, start_time_relative_to, end_time, end_time_relative_to,
+    region = er.resolve_repaint_region(LATENT, start_time, start_time_relative_to, end_time, end_time_relative_to,
                                        seconds, samples.shape[-1],
-                                       max_window_seconds=er.frames_to_seconds(max_window_frames))
-    plan = plan_repaint(region, feather, max_window_frames)
+                                       max_window_seconds=LATENT.seconds(max_window_frames))
+    plan = plan_repaint(LATENT, region, feather, max_window_frames)
     return _edit_latent("repaint", plan, samples, src, variance=strength, crossfade_ms=xf, curve=curve)
 
 
 def outpaint_latent(source: dict, extend_before_duration=0.0, extend_after_duration=30.0, *,
                     feather_frames: int = DEFAULT_FEATHER_FRAMES, crossfade_ms: float = DEFAULT_CROSSFADE_MS,
-                    crossfade_curve: str = "equal_power", max_window_frames: int = er.MAX_WINDOW_FRAMES) -> dict:
+                    crossfade_curve: str = "equal_power", max_window_frames: int = LATENT.max_frames) -> dict:
     """Outpaint: add ``extend_before_duration`` s before and ``extend_after_duration`` s after the source."""
     samples, src, seconds = source_of(source)
     feather, xf, curve = _check_common(feather_frames, crossfade_ms, crossfade_curve)
-    ext = er.resolve_extension(extend_before_duration, extend_after_duration, seconds, samples.shape[-1])
-    min_context = int(math.ceil(er.FRAMES_PER_SECOND))  # at least ~1 s of the source in the window
+    ext = er.resolve_extension(LATENT, extend_before_duration, extend_after_duration, seconds, samples.shape[-1])
+    min_context = int(math.ceil(LATENT.frames_per_second))  # at least ~1 s of the source in the window
     for name, seconds_, frames in (("extend_before_duration", ext.before_seconds, ext.left_frames),
                                    ("extend_after_duration", ext.after_seconds, ext.right_frames)):
         if frames and frames + min_context > max_window_frames:
-            most = er.frames_to_seconds(max_window_frames - min_context) - er.frames_to_seconds(1)
+            most = LATENT.seconds(max_window_frames - min_context) - LATENT.seconds(1)
             raise InputError(f"{name}: {seconds_:g} s leaves no room for the source in the "
-                             f"{er.frames_to_seconds(max_window_frames):.0f} s window; "
+                             f"{LATENT.seconds(max_window_frames):.0f} s window; "
                              f"use at most {math.floor(most)} s "
                              "per pass")
-    plan = plan_extend(ext, feather, max_window_frames)
+    plan = plan_extend(LATENT, ext, feather, max_window_frames)
     return _edit_latent("extend", plan, samples, src, variance=1.0, crossfade_ms=xf, curve=curve)
 
 
 def retake_latent(latent: dict, original_seed: int, variance: float = 0.2) -> dict:
     """Retake: a variation of the result generated with ``original_seed`` over this latent's length."""
-    samples = er.check_v1_latent(latent, "latent")
+    samples = check_v1_latent(latent, "latent")
     if isinstance(latent.get(EDIT_KEY), dict):
         raise InputError("latent: connect the empty latent (or result) of the original song, not another edit")
-    if samples.shape[-1] > er.MAX_WINDOW_FRAMES:
-        raise InputError(f"latent: {samples.shape[-1]} frames is over the {er.MAX_WINDOW_FRAMES}-frame (240 s) "
+    if samples.shape[-1] > LATENT.max_frames:
+        raise InputError(f"latent: {samples.shape[-1]} frames is over the {LATENT.max_frames}-frame (240 s) "
                          "limit of a retake")
     variance = _check_unit(variance, "variance")
     try:
@@ -331,7 +333,7 @@ def flowedit_latent(source: dict, source_conditioning, n_min: float = 0.6, n_max
                     n_avg: int = 1) -> dict:
     """FlowEdit: move the whole source from ``source_conditioning`` to the sampler's positive."""
     samples, src, seconds = source_of(source)
-    if src is not None and not src.get("encoded", True) or samples.shape[-1] > er.MAX_WINDOW_FRAMES:
+    if src is not None and not src.get("encoded", True) or samples.shape[-1] > LATENT.max_frames:
         raise InputError(f"source: FlowEdit changes the whole song and works on at most 240 s; this source is "
                          f"{seconds:.1f} s (use RepaintMask for a part of a long song)")
     n_min, n_max = _check_unit(n_min, "n_min"), _check_unit(n_max, "n_max")
@@ -370,7 +372,7 @@ def check_edit_latent(latent, name: str = "latent") -> tuple[dict, EditPlan, tor
                          f"this is ACE-Step v1 ({LATENT_FAMILY})")
     if edit.get("task") not in TASKS:
         raise InputError(f"{name}: unknown edit task {edit.get('task')!r}; known: {', '.join(TASKS)}")
-    samples = er.check_v1_latent(latent, name)
+    samples = check_v1_latent(latent, name)
     plan = EditPlan.from_dict(edit["plan"])
     if samples.shape[-1] != plan.window_frames:
         raise InputError(
@@ -428,7 +430,7 @@ def run_edit(bundle, latent: dict, cond, negative=None, *, seed: int = 0,
             def encode(wave, sr):
                 return vae.encode(wave.to(device, torch.float32), sr, progress=progress).float().cpu()
 
-            x0 = encode_window(plan, encode, waveform=src["waveform"], sample_rate=src["sample_rate"], batch=batch)
+            x0 = encode_window(LATENT, plan, encode, waveform=src["waveform"], sample_rate=src["sample_rate"], batch=batch)
         _prepare(prepare, "dit")
         common = dict(null_cond=null, steps=settings.steps, scheduler=settings.sampler, shift=settings.shift,
                       generator=gen, guidance=guidance, progress=progress, noise=noise, retake_noise=retake_noise)
@@ -474,21 +476,21 @@ def decode_and_splice(bundle, latent: dict, progress: Optional[ProgressHook] = N
 
     vae = bundle.vae
     if not is_edit_latent(latent):
-        samples = er.check_v1_latent(latent, "latent")
+        samples = check_v1_latent(latent, "latent")
         _prepare(prepare, "vae")
-        return {"waveform": _decode(vae, samples, progress), "sample_rate": er.SAMPLE_RATE}
+        return {"waveform": _decode(vae, samples, progress), "sample_rate": SAMPLE_RATE}
     edit, plan, samples = check_edit_latent(latent)
     if edit.get("stage") != "sampled" and not edit.get("encoded", True):
         raise InputError("latent: this edit has not been sampled yet; connect it to the ACE-Step KSampler first")
     src = edit.get("source")
     _prepare(prepare, "vae")
     if edit["task"] not in ("repaint", "extend") or not src or edit.get("stage") != "sampled":
-        return {"waveform": _decode(vae, samples, progress), "sample_rate": er.SAMPLE_RATE}
+        return {"waveform": _decode(vae, samples, progress), "sample_rate": SAMPLE_RATE}
     xf_s = float(edit.get("crossfade_ms", 0.0)) * 1e-3
-    da, db = plan.decode_range(xf_s, margin_frames)
+    da, db = plan.decode_range(LATENT.frames_per_second, xf_s, margin_frames)
     decoded = _decode(vae, samples[..., da:db], progress)
     source = to_stereo(src["waveform"] if src["waveform"].dim() == 3 else src["waveform"].unsqueeze(0))
-    out = splice_window(plan, decoded, plan.window[0] + da, source, int(src["sample_rate"]),
+    out = splice_window(LATENT, plan, decoded, plan.window[0] + da, source, int(src["sample_rate"]),
                         crossfade_ms=float(edit.get("crossfade_ms", 0.0)),
                         curve=edit.get("crossfade_curve", "equal_power"))
     return {"waveform": out, "sample_rate": int(src["sample_rate"])}

@@ -1,18 +1,12 @@
 """ACE-Step v1 editing loops: repaint, extend, retake and FlowEdit (official semantics).
 
-Repaint / extend (the official "RePaint"-style loop of ``text2music_diffusion_process``):
+Repaint / extend run the official "RePaint"-style loop of ``text2music_diffusion_process``
+(:func:`~ace_core.editing.repaint.repaint_loop`, σ = timestep / 1000):
 
-* ``x0`` is the source latent, ``mask`` marks the frames to regenerate (1) and keep (0).
-* ``z0 = where(mask, cos(a)·noise + sin(a)·retake_noise, noise)`` with ``a = variance·π/2``.
 * ``n_min = int(steps·(1 − retake_variance))``: loop indices below it are skipped (no model call);
-  at ``i == n_min`` the **whole** latent is renoised to ``(1−t)·x0 + t·z0`` (t = timestep/1000).
-* From then on every step is a plain Euler step ``x += (t_next − t)·v`` on the guided v (no ω, no
-  heun / pingpong update, whatever the sampler), followed by re-injecting the source outside the
-  mask: ``x = where(mask, x, (1−t_next)·x0 + t_next·z0)``. After the last step (t_next = 0) the
-  output equals x0 outside the mask.
-* A soft mask (values in [0, 1]) feathers the edges in the latent domain: fractional frames take
-  ``m·x + (1−m)·renoised source`` and a noise angle ``a·m``; frames at exactly 0 or 1 are computed
-  exactly as with a hard mask (a {0, 1} mask gives bit-identical results).
+  at ``i == n_min`` the **whole** latent is renoised.
+* Every step is a plain Euler step ``x += (t_next − t)·v`` on the guided v (no ω, no heun /
+  pingpong update, whatever the sampler), followed by re-injecting the source outside the mask.
 * Deliberate deviation: when no step is left to run (``n_min`` ≥ the number of timesteps, i.e.
   ``retake_variance`` 0, or ``oss_steps`` with ``int(max(oss)·(1 − variance)) ≥ len(oss)``) the
   source is returned unchanged; the official loop then returns the raw target noise.
@@ -32,29 +26,29 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
+from ..editing.repaint import broadcast_mask, region_line, repaint_loop, repaint_noise
 from ..errors import InputError
 from ..progress import ProgressHook, report
-from .guidance import MomentumBuffer, apg_forward
+from ..sampling.guidance import MomentumBuffer, apg_forward
+from ..sampling.loop import sigma_at
+from ..sampling.noise import GeneratorLike, check_variance, first_generator, latent_noise, randn
+from ..sampling.schedules import check_steps
+from .latent import LATENT, LATENT_CHANNELS, LATENT_HEIGHT, frames_for_duration
 from .sampling import (
-    LATENT_CHANNELS,
-    LATENT_HEIGHT,
     Conditioning,
     GuidanceSettings,
     Guider,
     VelocityModel,
-    _check_steps,
-    _dit_dtype_device,
-    _latent_noise,
-    _schedule_for,
     build_guider,
     cfg_enabled,
-    frames_for_duration,
-    retake_angle,
+    dit_dtype_device,
+    encode_conditions,
     sample,
+    schedule_for,
 )
-from .schedulers import GeneratorLike, Schedule, check_scheduler, first_generator, make_schedule, randn
+from .schedulers import NUM_TRAIN_TIMESTEPS, Schedule, check_scheduler, make_schedule
 
-MAX_FRAMES = frames_for_duration(240)
+MAX_FRAMES = LATENT.max_frames
 """The official extend window: 240 s = 2583 latent frames."""
 
 
@@ -63,106 +57,19 @@ MAX_FRAMES = frames_for_duration(240)
 # ------------------------------------------------------------------------------------------------
 def region_mask(frame_length: int, start_frame: int, end_frame: int, batch: int = 1, *,
                 feather: int = 0, device=None) -> torch.Tensor:
-    """Mask (batch, 8, 16, frame_length) float32: 1 on frames ``[start_frame, end_frame)``.
-
-    ``feather > 0`` ramps the mask linearly inside the region over ``feather`` frames at each
-    edge that lies inside the latent (edge frame ``1/(feather+1)``, then up to 1); frames outside
-    the region stay exactly 0.
-    """
-    if not (0 <= start_frame < end_frame <= frame_length):
-        raise InputError(f"repaint region: frames [{start_frame}, {end_frame}) must satisfy "
-                         f"0 ≤ start < end ≤ {frame_length} (the latent length)")
-    if feather < 0:
-        raise InputError(f"feather: must be ≥ 0 frames, got {feather}")
-    line = torch.zeros(frame_length, dtype=torch.float32)
-    line[start_frame:end_frame] = 1.0
-    if feather > 0:
-        idx = torch.arange(frame_length, dtype=torch.float32)
-        ramp = torch.ones(frame_length, dtype=torch.float32)
-        if start_frame > 0:
-            ramp = torch.minimum(ramp, (idx - start_frame + 1) / (feather + 1))
-        if end_frame < frame_length:
-            ramp = torch.minimum(ramp, (end_frame - idx) / (feather + 1))
-        line = torch.where(line == 1.0, ramp.clamp(0.0, 1.0), line)
+    """Mask (batch, 8, 16, frame_length) float32: 1 on frames ``[start_frame, end_frame)``
+    (linear ``feather`` ramps inside the region, see :func:`~ace_core.editing.repaint.region_line`)."""
+    line = region_line(frame_length, start_frame, end_frame, feather)
     mask = line.view(1, 1, 1, frame_length).expand(batch, LATENT_CHANNELS, LATENT_HEIGHT, frame_length)
     return mask.contiguous().to(device) if device is not None else mask.contiguous()
 
 
-def _full_mask(mask: torch.Tensor, shape: tuple, device) -> torch.Tensor:
-    """Broadcast a (T,), (B, T), (B, 1, 1, T) or (B, 8, 16, T) mask to ``shape`` (float32)."""
-    m = torch.as_tensor(mask)
-    if m.ndim == 1:
-        m = m.view(1, 1, 1, -1)
-    elif m.ndim == 2:
-        m = m[:, None, None, :]
-    if m.ndim != 4 or m.shape[-1] != shape[-1]:
-        raise InputError(f"mask: expected (T,), (B, T) or (B, C, H, T) with T={shape[-1]}, "
-                         f"got {tuple(torch.as_tensor(mask).shape)}")
-    try:
-        m = m.to(device=device, dtype=torch.float32).expand(*shape).contiguous()
-    except RuntimeError:
-        raise InputError(f"mask: shape {tuple(m.shape)} does not broadcast to the latent {tuple(shape)}")
-    if not bool(torch.isfinite(m).all()) or float(m.min()) < 0.0 or float(m.max()) > 1.0:
-        raise InputError("mask: values must lie in [0, 1]")
-    return m
-
-
-def _select(mask: torch.Tensor, inside: torch.Tensor, outside: torch.Tensor,
-            binary: bool) -> torch.Tensor:
-    """mask==1 → inside, mask==0 → outside, fractional → m·inside + (1−m)·outside."""
-    if binary:
-        return torch.where(mask == 1.0, inside, outside)
-    soft = mask * inside + (1 - mask) * outside
-    return torch.where(mask == 1.0, inside, torch.where(mask == 0.0, outside, soft))
-
-
-def repaint_noise(noise: torch.Tensor, retake_noise: torch.Tensor, mask: torch.Tensor,
-                  retake_variance: float) -> torch.Tensor:
-    """z0 = where(mask, cos(a)·noise + sin(a)·retake, noise); soft masks use the angle a·m."""
-    a = retake_angle(retake_variance).to(noise.device)
-    mixed = torch.cos(a) * noise + torch.sin(a) * retake_noise
-    binary = bool(((mask == 0) | (mask == 1)).all())
-    if binary:
-        return torch.where(mask == 1.0, mixed, noise)
-    am = a * mask
-    soft = torch.cos(am) * noise + torch.sin(am) * retake_noise
-    return torch.where(mask == 1.0, mixed, torch.where(mask == 0.0, noise, soft))
-
-
-# ------------------------------------------------------------------------------------------------
-# the masked loop
-# ------------------------------------------------------------------------------------------------
 def masked_repaint_loop(guider: Guider, schedule: Schedule, x0: torch.Tensor, z0: torch.Tensor,
                         mask: torch.Tensor, n_min: int, *,
                         progress: Optional[ProgressHook] = None) -> torch.Tensor:
-    """The official repaint/extend loop. x0, z0, mask: (B, 8, 16, T) → latent (B, 8, 16, T).
-
-    With ``n_min`` ≥ the number of timesteps nothing runs and ``x0`` is returned (deliberate: the
-    official code returns its un-renoised target noise there).
-    """
-    timesteps = schedule.timesteps
-    n = len(timesteps)
-    binary = bool(((mask == 0) | (mask == 1)).all())
-    x0 = x0.to(torch.float32)
-    z0 = z0.to(torch.float32)
-    x = x0
-    total = max(n - max(n_min, 0), 0)
-    done = 0
-    for i, t in enumerate(timesteps):
-        if i < n_min:
-            continue
-        t_i = t / 1000
-        if i == n_min:
-            zt_src = (1 - t_i) * x0 + t_i * z0
-            x = x0.clone() + zt_src - x0
-        v = guider(x, t, i)
-        t_next = timesteps[i + 1] / 1000 if i + 1 < n else torch.zeros_like(t_i)
-        x = x.to(torch.float32) + (t_next - t_i) * v
-        zt_src = (1 - t_next) * x0 + t_next * z0
-        x = _select(mask, x, zt_src, binary)
-        done += 1
-        report(progress, done, total)
-    return x
+    """The official repaint/extend loop on v1 timesteps (σ·1000). x0, z0, mask: (B, 8, 16, T)."""
+    return repaint_loop(guider, schedule.timesteps, x0, z0, mask, n_min, timestep_scale=NUM_TRAIN_TIMESTEPS,
+                        progress=progress)
 
 
 def _guidance(guidance: Optional[GuidanceSettings], kwargs: dict) -> GuidanceSettings:
@@ -179,12 +86,6 @@ def _check_latent(x: torch.Tensor, name: str) -> torch.Tensor:
     if not bool(torch.isfinite(x).all()):
         raise InputError(f"{name}: the latent holds NaN or infinite values")
     return x
-
-
-def _check_variance(v: float) -> float:
-    if not (0.0 <= float(v) <= 1.0):
-        raise InputError(f"retake_variance: must be in [0, 1], got {v!r}")
-    return float(v)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -210,24 +111,24 @@ def repaint(dit, cond: Conditioning, src_latents: torch.Tensor, mask: Optional[t
     """
     settings = _guidance(guidance, guidance_kwargs)
     check_scheduler(scheduler)
-    steps = _check_steps(steps)
-    retake_variance = _check_variance(retake_variance)
+    steps = check_steps(steps)
+    retake_variance = check_variance(retake_variance)
     src = _check_latent(src_latents, "src_latents")
-    _, device = _dit_dtype_device(dit)
+    _, device = dit_dtype_device(dit)
     b, t_len = int(src.shape[0]), int(src.shape[-1])
     shape = (b, LATENT_CHANNELS, LATENT_HEIGHT, t_len)
     if mask is None:
         if repaint_start is None or repaint_end is None:
             raise InputError("repaint: give a mask or repaint_start/repaint_end in seconds")
         mask = region_mask(t_len, frames_for_duration(repaint_start), frames_for_duration(repaint_end), b)
-    mask = _full_mask(mask, shape, device)
+    mask = broadcast_mask(mask, shape, device)
     if schedule is None:
-        schedule, infer_steps = _schedule_for(scheduler, steps, shift, oss_steps)
+        schedule, infer_steps = schedule_for(scheduler, steps, shift, oss_steps)
     else:
         infer_steps = steps
     n_min = int(infer_steps * (1 - retake_variance))
-    x_noise = _latent_noise(noise, shape, generator, device, "noise")
-    r_noise = _latent_noise(retake_noise, shape,
+    x_noise = latent_noise(noise, shape, generator, device, "noise")
+    r_noise = latent_noise(retake_noise, shape,
                             retake_generator if retake_generator is not None else generator,
                             device, "retake_noise")
     z0 = repaint_noise(x_noise, r_noise, mask, retake_variance)
@@ -343,10 +244,10 @@ def extend(dit, cond: Conditioning, src_latents: torch.Tensor, *,
     """
     settings = _guidance(guidance, guidance_kwargs)
     check_scheduler(scheduler)
-    steps = _check_steps(steps)
-    retake_variance = _check_variance(retake_variance)
+    steps = check_steps(steps)
+    retake_variance = check_variance(retake_variance)
     src = _check_latent(src_latents, "src_latents")
-    _, device = _dit_dtype_device(dit)
+    _, device = dit_dtype_device(dit)
     b, t0 = int(src.shape[0]), int(src.shape[-1])
     if plan is None:
         if left_frames is not None or right_frames is not None:
@@ -359,17 +260,17 @@ def extend(dit, cond: Conditioning, src_latents: torch.Tensor, *,
         raise InputError(f"extend: the plan is for {plan.src_frames} source frames, the latent has {t0}")
     L, R, lt, rt = plan.left_pad, plan.right_pad, plan.left_trim, plan.right_trim
     if schedule is None:
-        schedule, infer_steps = _schedule_for(scheduler, steps, shift, oss_steps)
+        schedule, infer_steps = schedule_for(scheduler, steps, shift, oss_steps)
     else:
         infer_steps = steps
     n_min = int(infer_steps * (1 - retake_variance))
 
     src = src.to(device, torch.float32)
-    target = _latent_noise(noise, (b, LATENT_CHANNELS, LATENT_HEIGHT, t0), generator, device, "noise")
+    target = latent_noise(noise, (b, LATENT_CHANNELS, LATENT_HEIGHT, t0), generator, device, "noise")
     need = max(L, R)
     if retake_noise is None:
         r_len = max(t0, need)
-        retake = _latent_noise(None, (b, LATENT_CHANNELS, LATENT_HEIGHT, r_len),
+        retake = latent_noise(None, (b, LATENT_CHANNELS, LATENT_HEIGHT, r_len),
                                retake_generator if retake_generator is not None else generator,
                                device, "retake_noise")
     else:
@@ -410,7 +311,7 @@ def retake(dit, cond: Conditioning, null_cond: Optional[Conditioning] = None,
     """A variation of the result of ``generator``'s seed: the start noise is
     ``cos(a)·noise + sin(a)·retake_noise`` (a = variance·π/2); then the plain text2music loop.
     Other keywords as :func:`~ace_core.v1.sampling.sample`."""
-    _check_variance(retake_variance)
+    check_variance(retake_variance)
     if retake_noise is None and retake_generator is None:
         raise InputError("retake: pass retake_noise or a retake_generator (the new seed)")
     return sample(dit, cond, null_cond, noise, retake_variance=retake_variance,
@@ -448,19 +349,17 @@ def flowedit(dit, src_cond: Conditioning, tar_cond: Conditioning, src_latents: t
     draws in order).
     """
     check_scheduler(scheduler)
-    steps = _check_steps(steps)
+    steps = check_steps(steps)
     src = _check_latent(src_latents, "src_latents")
     if not (0.0 <= n_min <= n_max <= 1.0):
         raise InputError(f"n_min / n_max: need 0 ≤ n_min ≤ n_max ≤ 1, got {n_min} / {n_max}")
     if int(n_avg) != n_avg or n_avg < 1:
         raise InputError(f"n_avg: must be a whole number ≥ 1, got {n_avg!r}")
     n_avg = int(n_avg)
-    _, device = _dit_dtype_device(dit)
+    _, device = dit_dtype_device(dit)
     b = int(src.shape[0])
     x_src = src.to(device, torch.float32)
     do_cfg = cfg_enabled(guidance_scale)
-
-    from .sampling import encode_conditions  # noqa: WPS433 (same package)
 
     enc_src = encode_conditions(dit, src_cond, _flowedit_null(src_cond.validate("src_cond")),
                                 batch=b, need_null=do_cfg)
@@ -504,8 +403,8 @@ def flowedit(dit, src_cond: Conditioning, tar_cond: Conditioning, src_latents: t
     for i, t in enumerate(timesteps):
         if i < i_min:
             continue
-        t_i = t / 1000
-        t_next = timesteps[i + 1] / 1000 if i + 1 < n else torch.zeros_like(t_i)
+        t_i = t / NUM_TRAIN_TIMESTEPS
+        t_next = sigma_at(timesteps, i + 1, NUM_TRAIN_TIMESTEPS)
         if i < i_max:
             v_delta = torch.zeros_like(x_src)
             for _ in range(n_avg):
@@ -537,5 +436,5 @@ def flowedit(dit, src_cond: Conditioning, tar_cond: Conditioning, src_latents: t
 
 __all__ = [
     "ExtendPlan", "MAX_FRAMES", "extend", "flowedit", "masked_repaint_loop", "plan_extend",
-    "plan_extend_frames", "plan_extend_seconds", "region_mask", "repaint", "repaint_noise", "retake",
+    "plan_extend_frames", "plan_extend_seconds", "region_mask", "repaint", "retake",
 ]

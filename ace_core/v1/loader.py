@@ -34,6 +34,9 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, InputError
+from ..loading.keys import count_indices, listing, match_state_keys, rename_weight_norm
+from ..loading.safetensors_io import read_tensor, write_safetensors
+from ..loading.streaming import check_float_dtype, default_dtype, materialize_buffers, stream_into
 from .bundle import AceStepV1
 from .layouts import (
     COMFY_PREFIXES,
@@ -44,8 +47,6 @@ from .layouts import (
     ComponentSource,
     V1Layout,
     detect_v1,
-    read_tensor,
-    write_safetensors,
 )
 from .text_tokenizer import UMT5Tokenizer
 from .umt5 import UMT5Config, UMT5Encoder
@@ -70,42 +71,14 @@ CONFIG_METADATA_KEY = "aceforge.v1.config"
 #: value ComfyUI stores for ``text_encoders.umt5base.logit_scale`` (unused by T5 encoders).
 COMFY_LOGIT_SCALE = 4.6052
 
-_MAX_LISTED = 8
-
 
 # --- small helpers -----------------------------------------------------------------------------
-def default_dtype(device: Union[str, torch.device] = "cpu") -> torch.dtype:
-    """bfloat16 where the device supports it, else float32."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
-    if dev.type == "cpu":
-        return torch.bfloat16
-    try:
-        torch.zeros(1, dtype=torch.bfloat16, device=dev)
-        return torch.bfloat16
-    except Exception:  # pragma: no cover - backend specific
-        return torch.float32
-
-
-def _listing(keys, limit: int = _MAX_LISTED) -> str:
-    keys = sorted(keys)
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def _config_dict(config) -> dict:
     if hasattr(config, "to_dict"):
         return config.to_dict()
     if is_dataclass(config):
         return json.loads(json.dumps(asdict(config)))
     return dict(config)
-
-
-def _count(keys, pattern: str) -> int:
-    """Number of distinct indices N in keys matching ``pattern`` (with one ``(\\d+)`` group)."""
-    rx = re.compile(pattern)
-    return len({m.group(1) for k in keys if (m := rx.match(k))})
 
 
 # --- config inference from shapes ------------------------------------------------------------
@@ -117,7 +90,7 @@ def _infer_dit(shapes: Mapping[str, tuple]) -> dict:
     if "speaker_embedder.weight" in s:
         cfg["speaker_embedding_dim"] = s["speaker_embedder.weight"][1]
     cfg["lyric_encoder_vocab_size"], cfg["lyric_hidden_size"] = s["lyric_embs.weight"]
-    cfg["num_layers"] = _count(s, r"transformer_blocks\.(\d+)\.")
+    cfg["num_layers"] = count_indices(s, r"transformer_blocks\.(\d+)\.")
     head_dim = 128 if inner % 128 == 0 else next(d for d in (64, 32, 16, 8, 4, 2, 1) if inner % d == 0)
     cfg["attention_head_dim"] = head_dim
     cfg["num_attention_heads"] = inner // head_dim
@@ -134,7 +107,7 @@ def _infer_dit(shapes: Mapping[str, tuple]) -> dict:
         if lin is not None:
             cfg["out_channels"] = lin[0] // (patch[2] * patch[3])
     ssl = []
-    for i in range(_count(s, r"projectors\.(\d+)\.")):
+    for i in range(count_indices(s, r"projectors\.(\d+)\.")):
         last = max((int(m.group(1)) for k in s if (m := re.match(rf"projectors\.{i}\.(\d+)\.weight$", k))), default=None)
         if last is not None:
             ssl.append(s[f"projectors.{i}.{last}.weight"][0])
@@ -150,7 +123,7 @@ def _infer_dit(shapes: Mapping[str, tuple]) -> dict:
         over["attention_heads"] = s["lyric_encoder.encoders.0.self_attn.pos_bias_u"][0]
     if "lyric_encoder.encoders.0.feed_forward.w_1.weight" in s:
         over["linear_units"] = s["lyric_encoder.encoders.0.feed_forward.w_1.weight"][0]
-    over["num_blocks"] = _count(s, r"lyric_encoder\.encoders\.(\d+)\.")
+    over["num_blocks"] = count_indices(s, r"lyric_encoder\.encoders\.(\d+)\.")
     cfg["lyric_encoder_overrides"] = over
     return cfg
 
@@ -160,7 +133,7 @@ def _infer_dcae(shapes: Mapping[str, tuple]) -> dict:
     cfg: dict = {"in_channels": s["encoder.conv_in.weight"][1], "latent_channels": s["encoder.conv_out.weight"][0]}
 
     def stages(side: str, blocks: str):
-        n = _count(s, rf"{side}\.{blocks}\.(\d+)\.")
+        n = count_indices(s, rf"{side}\.{blocks}\.(\d+)\.")
         types, chans, layers, scales = [], [], [], []
         head_dim = None
         for i in range(n):
@@ -182,7 +155,7 @@ def _infer_dcae(shapes: Mapping[str, tuple]) -> dict:
                     scales.append([])
                 else:
                     chans.append(s[p + "attn.to_q.weight"][1])
-                    ms = _count(s, re.escape(p) + r"attn\.to_qkv_multiscale\.(\d+)\.")
+                    ms = count_indices(s, re.escape(p) + r"attn\.to_qkv_multiscale\.(\d+)\.")
                     scales.append([s[f"{p}attn.to_qkv_multiscale.{m}.proj_in.weight"][-1] for m in range(ms)])
                     if ms:
                         head_dim = s[f"{p}attn.to_qkv_multiscale.0.proj_out.weight"][1]
@@ -225,9 +198,9 @@ def _infer_vocoder(shapes: Mapping[str, tuple]) -> dict:
     first = s.get("backbone.channel_layers.0.0.weight")
     if first is not None:
         cfg["input_channels"] = first[1]
-    n = _count(s, r"backbone\.stages\.(\d+)\.")
+    n = count_indices(s, r"backbone\.stages\.(\d+)\.")
     if n:
-        cfg["depths"] = [_count(s, rf"backbone\.stages\.{i}\.(\d+)\.") for i in range(n)]
+        cfg["depths"] = [count_indices(s, rf"backbone\.stages\.{i}\.(\d+)\.") for i in range(n)]
         dw = [s.get(f"backbone.stages.{i}.0.dwconv.weight") for i in range(n)]
         if all(w is not None for w in dw):
             cfg["dims"] = [w[0] for w in dw]
@@ -236,7 +209,7 @@ def _infer_vocoder(shapes: Mapping[str, tuple]) -> dict:
     pre = s.get("head.conv_pre.weight_v")
     if pre is not None:
         cfg["upsample_initial_channel"], cfg["num_mels"], cfg["pre_conv_kernel_size"] = pre
-    ups = _count(s, r"head\.ups\.(\d+)\.")
+    ups = count_indices(s, r"head\.ups\.(\d+)\.")
     if ups:
         kernels = [s[f"head.ups.{i}.weight_v"][-1] for i in range(ups)]
         cfg["upsample_kernel_sizes"] = kernels
@@ -245,12 +218,12 @@ def _infer_vocoder(shapes: Mapping[str, tuple]) -> dict:
         for r in cfg["upsample_rates"]:
             rates *= r
         cfg["hop_length"] = rates
-        n_res = _count(s, r"head\.resblocks\.(\d+)\.")
+        n_res = count_indices(s, r"head\.resblocks\.(\d+)\.")
         per = n_res // ups if ups else 0
         if per:
             cfg["resblock_kernel_sizes"] = [s[f"head.resblocks.{j}.convs1.0.weight_v"][-1] for j in range(per)]
             cfg["resblock_dilation_sizes"] = [
-                [1, 3, 5, 7, 9, 11][: _count(s, rf"head\.resblocks\.{j}\.convs1\.(\d+)\.")] for j in range(per)
+                [1, 3, 5, 7, 9, 11][: count_indices(s, rf"head\.resblocks\.{j}\.convs1\.(\d+)\.")] for j in range(per)
             ]
     post = s.get("head.conv_post.weight_v")
     if post is not None:
@@ -267,7 +240,7 @@ def _infer_umt5(shapes: Mapping[str, tuple]) -> dict:
     s = shapes
     emb = s.get("shared.weight") or s.get("encoder.embed_tokens.weight")
     cfg: dict = {"vocab_size": emb[0], "d_model": emb[1]}
-    cfg["num_layers"] = _count(s, r"encoder\.block\.(\d+)\.")
+    cfg["num_layers"] = count_indices(s, r"encoder\.block\.(\d+)\.")
     bias = s["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]
     cfg["relative_attention_num_buckets"], cfg["num_heads"] = bias
     q = s.get("encoder.block.0.layer.0.SelfAttention.q.weight")
@@ -391,7 +364,6 @@ def _plan_component(src: ComponentSource, comp: str, config, module: nn.Module) 
     params = {n[len(sub):] for n, _ in module.named_parameters() if n.startswith(sub)}
     file_keys = src.bare_keys()
     ignorable = _ignorable(comp, config)
-    load, skipped, unexpected, mismatched = {}, {}, [], []
 
     # aliases: tied UMT5 embedding; torch parametrization names for weight norm
     if comp == "umt5" and "encoder.embed_tokens.weight" in file_keys:
@@ -400,42 +372,13 @@ def _plan_component(src: ComponentSource, comp: str, config, module: nn.Module) 
         else:
             ignorable["encoder.embed_tokens.weight"] = (tuple(own["shared.weight"].shape),
                                                         "UMT5 encoder.embed_tokens (tied to shared)")
-    for k in list(file_keys):
-        m = re.match(r"(.*)\.parametrizations\.weight\.original([01])$", k)
-        if m:
-            file_keys[f"{m.group(1)}.weight_{'g' if m.group(2) == '0' else 'v'}"] = file_keys.pop(k)
-
-    for k, full in file_keys.items():
-        shape = src.header.tensors[full].shape
-        if k in own:
-            if tuple(own[k].shape) != tuple(shape):
-                mismatched.append(f"{full}: file {list(shape)} vs model {list(own[k].shape)}")
-            else:
-                load[sub + k] = full
-        elif k in ignorable:
-            want, why = ignorable[k]
-            if want is not None and tuple(want) != tuple(shape):
-                mismatched.append(f"{full}: file {list(shape)} vs expected {list(want)}")
-            else:
-                skipped[full] = why
-        elif comp == "umt5" and _umt5_extra(k):
-            skipped[full] = _umt5_extra(k)
-        else:
-            unexpected.append(full)
-    missing = [src.prefix + k for k in own if k in params and k not in file_keys]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} keys: {_listing(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} keys: {_listing(unexpected)}")
-        if mismatched:
-            parts.append(f"shape mismatch for {len(mismatched)} keys: {_listing(mismatched)}")
-        raise CheckpointError(
-            f"{src.file}: does not match the {COMPONENT_TITLES[comp]} built from its config "
-            f"({_short_config(config)}): " + "; ".join(parts)
-        )
-    return load, skipped
+    rename_weight_norm(file_keys)
+    own_shapes = {k: tuple(v.shape) for k, v in own.items()}
+    shapes = {full: src.header.tensors[full].shape for full in file_keys.values()}
+    load, skipped = match_state_keys(
+        src.file, f"{COMPONENT_TITLES[comp]} built from its config ({_short_config(config)})", own_shapes, params,
+        file_keys, shapes, ignorable=ignorable, skip=_umt5_extra if comp == "umt5" else None, prefix=src.prefix)
+    return {sub + k: full for k, full in load.items()}, skipped
 
 
 def _short_config(config) -> str:
@@ -443,55 +386,6 @@ def _short_config(config) -> str:
     keys = ("num_layers", "inner_dim", "d_model", "num_heads", "encoder_block_out_channels", "dims",
             "upsample_rates", "vocab_size")
     return ", ".join(f"{k}={d[k]}" for k in keys if k in d) or "default"
-
-
-def _materialize_buffers(module: nn.Module, device) -> None:
-    """Give buffers still on ``meta`` real storage and let their modules recompute them."""
-    for sub in module.modules():
-        meta = [n for n, b in sub._buffers.items() if b is not None and b.device.type == "meta"]
-        if not meta:
-            continue
-        for n in meta:
-            sub._buffers[n] = torch.empty_like(sub._buffers[n], device=device)
-        reset = getattr(sub, "reset_buffers", None)
-        if not callable(reset):
-            raise RuntimeError(
-                f"{type(sub).__name__}: buffers {meta} were built on meta and the module has no reset_buffers()"
-            )
-        reset()
-    left = [n for n, t in list(module.named_parameters()) + list(module.named_buffers()) if t.device.type == "meta"]
-    if left:
-        raise CheckpointError(f"internal: tensors left unloaded after loading: {_listing(left)}")
-
-
-def _stream_into(module: nn.Module, plan: Mapping[str, tuple], dtype, device, progress=None, done_total=None) -> None:
-    """Read each (file, key) of ``plan`` (module key -> (path, TensorInfo)) and assign it."""
-    targets = dict(module.state_dict(keep_vars=True))
-    state = {}
-    handles = {}
-    try:
-        for name, (path, info) in plan.items():
-            fh = handles.get(path)
-            if fh is None:
-                fh = handles[path] = open(path, "rb")
-            t = read_tensor(fh, info, path)
-            # floats take the dtype the module gave the tensor (a module may keep some in float32)
-            want = targets[name].dtype if t.is_floating_point() and targets[name].is_floating_point() else t.dtype
-            state[name] = t.to(device=device, dtype=want)
-            del t
-            if done_total is not None:
-                done_total[0] += 1
-                if progress is not None:
-                    progress(done_total[0], done_total[1])
-    finally:
-        for fh in handles.values():
-            fh.close()
-    result = module.load_state_dict(state, strict=False, assign=True)
-    del state
-    params = {n for n, _ in module.named_parameters()}
-    bad = [k for k in result.missing_keys if k in params] + list(result.unexpected_keys)
-    if bad:
-        raise CheckpointError(f"internal: load_state_dict left {_listing(bad)}")
 
 
 def load_v1(
@@ -508,10 +402,7 @@ def load_v1(
     """
     layout = detect_v1(path)
     device = torch.device(device)
-    if dtype is None:
-        dtype = default_dtype(device)
-    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise InputError(f"dtype: expected a floating torch dtype (bfloat16, float16, float32), got {dtype!r}")
+    dtype = check_float_dtype(default_dtype(device) if dtype is None else dtype)
     ref = infer_configs(layout)
     configs = _typed_configs(ref, where=layout.source)
     try:
@@ -527,7 +418,7 @@ def load_v1(
                  if not k.startswith(known) and k not in skipped and k != COMFY_SPIECE_KEY]
         if stray:
             raise CheckpointError(
-                f"{header.path}: unexpected {len(stray)} keys outside the ACE-Step v1 components: {_listing(stray)}"
+                f"{header.path}: unexpected {len(stray)} keys outside the ACE-Step v1 components: {listing(stray)}"
             )
     plans: dict = {role: {} for role in models}
     for comp, src in layout.components.items():
@@ -560,8 +451,8 @@ def load_v1(
     total = sum(len(p) for p in plans.values())
     counter = [0, total]
     for role, module in models.items():
-        _stream_into(module, plans[role], dtype, device, progress, counter)
-        _materialize_buffers(module, device)
+        stream_into(module, plans[role], device, progress, counter)
+        materialize_buffers(module, device)
         module.requires_grad_(False)
         module.eval()
 

@@ -8,7 +8,7 @@
   name and its allowed range.
 
 Defaults are those of the official v1 pipeline as its Gradio UI runs it (acestep_v1.md §3.2).
-Latents are ``(B, 8, 16, T)`` at 44100 / 4096 frames per second.
+Latents are ``(B, 8, 16, T)`` at 44100 / 4096 frames per second (``latent.py``).
 """
 
 from __future__ import annotations
@@ -16,28 +16,21 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, fields
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 
 from ..errors import CheckpointError, InputError
 from ..progress import ProgressHook
-from .sampling import FRAMES_PER_SECOND, LATENT_CHANNELS, LATENT_HEIGHT, SAMPLE_RATE, frames_for_duration
+from ..validation import validate_audio, validate_choice, validate_range, validate_text
+from .latent import LATENT, MAX_SECONDS, frames_for_duration, latent_dict, latent_samples, seconds_for_frames
 
 __all__ = [
-    "SAMPLE_RATE", "MAX_SECONDS", "FRAMES_PER_SECOND", "LATENT_FAMILY", "SAMPLERS", "GUIDANCE_TYPES",
-    "LANGUAGES", "SamplerSettings", "TextConditioning", "frames_for_seconds", "seconds_for_frames",
-    "validate_seconds", "validate_text", "validate_audio", "validate_range", "validate_choice", "empty_latent",
-    "latent_dict", "latent_samples", "text_embedding_dim", "find_lyrics_vocab", "tokenize_lyrics", "romanize",
+    "SAMPLERS", "GUIDANCE_TYPES", "LANGUAGES", "SamplerSettings", "TextConditioning", "frames_for_seconds",
+    "validate_seconds", "empty_latent", "text_embedding_dim", "find_lyrics_vocab", "tokenize_lyrics", "romanize",
     "encode_conditioning", "seed_generators", "generate", "decode", "encode_audio",
 ]
 
-SAMPLES_PER_FRAME = 4096
-"""One latent frame = 512 (mel hop) x 8 (DCAE time compression) samples."""
-MAX_SECONDS = 240.0
-"""The model's limit: the official UI's maximum and the extend window (2583 frames)."""
-LATENT_FAMILY = "ace_v1"
-"""Our tag in LATENT dicts, so a latent of another model family is rejected clearly."""
 SAMPLERS = ("euler", "heun", "pingpong")
 GUIDANCE_TYPES = ("apg", "cfg", "cfg_star")
 LANGUAGES = ("auto", "en", "zh", "ja", "ko", "ru", "es", "fr", "de", "it", "pt", "pl", "tr", "cs", "nl",
@@ -51,10 +44,6 @@ LANGUAGES = ("auto", "en", "zh", "ja", "ko", "ru", "es", "fr", "de", "it", "pt",
 
 frames_for_seconds = frames_for_duration
 """Latent frames for a duration, as the official pipeline and ComfyUI compute it."""
-
-
-def seconds_for_frames(frames: int) -> float:
-    return frames * SAMPLES_PER_FRAME / SAMPLE_RATE
 
 
 def validate_seconds(seconds, name: str = "seconds") -> float:
@@ -75,122 +64,15 @@ def validate_seconds(seconds, name: str = "seconds") -> float:
     return value
 
 
-def validate_text(tags: str, lyrics: str) -> None:
-    """Tags and lyrics may not both be empty (there would be nothing to condition on)."""
-    if not (tags or "").strip() and not (lyrics or "").strip():
-        raise InputError(
-            "tags, lyrics: both are empty; give a style description in tags (e.g. 'pop, piano, female vocals') "
-            "and/or lyrics (use '[inst]' for an instrumental)"
-        )
-
-
-def validate_choice(value: str, choices: Sequence[str], name: str) -> str:
-    if value not in choices:
-        raise InputError(f"{name}: unknown value {value!r}; allowed: {', '.join(choices)}")
-    return value
-
-
-def validate_range(value, low, high, name: str, integer: bool = False):
-    """``low <= value <= high`` (None for an open side); returns the value as int/float."""
-    try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}: expected a number, got {value!r}") from None
-    if integer and number != value and not (isinstance(value, float) and value.is_integer()):
-        raise InputError(f"{name}: expected a whole number, got {value!r}")
-    if not integer and not math.isfinite(number):
-        raise InputError(f"{name}: expected a finite number, got {value!r}")
-    if (low is not None and number < low) or (high is not None and number > high):
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        raise InputError(f"{name}: {value!r} is outside the allowed range [{lo}, {hi}]")
-    return number
-
-
-def validate_audio(waveform: torch.Tensor, sample_rate, name: str = "audio") -> torch.Tensor:
-    """A ``(B, C, L)`` (or ``(C, L)``) float waveform with samples, finite values and a positive rate."""
-    if not isinstance(waveform, torch.Tensor):
-        raise InputError(f"{name}: expected a waveform tensor, got {type(waveform).__name__}")
-    if waveform.dim() == 2:
-        waveform = waveform.unsqueeze(0)
-    if waveform.dim() != 3:
-        raise InputError(f"{name}: expected a waveform of shape (batch, channels, samples), got {tuple(waveform.shape)}")
-    if waveform.shape[-1] == 0:
-        raise InputError(f"{name}: the audio is empty (0 samples); give at least {SAMPLES_PER_FRAME / SAMPLE_RATE:.3f} s")
-    if waveform.shape[1] == 0 or waveform.shape[0] == 0:
-        raise InputError(f"{name}: the audio has no channels or no batch items (shape {tuple(waveform.shape)})")
-    if not waveform.is_floating_point():
-        waveform = waveform.float()
-    if not bool(torch.isfinite(waveform).all()):
-        bad = int((~torch.isfinite(waveform)).sum())
-        raise InputError(f"{name}: the audio holds {bad} NaN or infinite sample(s); all samples must be finite")
-    try:
-        rate = int(sample_rate)
-    except (TypeError, ValueError):
-        raise InputError(f"{name}: sample_rate must be a positive integer, got {sample_rate!r}") from None
-    if rate <= 0:
-        raise InputError(f"{name}: sample_rate must be a positive integer, got {sample_rate!r}")
-    seconds = waveform.shape[-1] / rate
-    if seconds > MAX_SECONDS + 1e-6:
-        raise InputError(
-            f"{name}: {seconds:.1f} s is longer than the allowed {MAX_SECONDS:g} s; trim the audio first"
-        )
-    return waveform
-
-
 # ---------------------------------------------------------------------------------------------
 # latents (ComfyUI LATENT dicts)
-
-
-def latent_dict(samples: torch.Tensor) -> dict:
-    """A ComfyUI LATENT for v1 samples ``(B, 8, 16, T)``, tagged with our model family."""
-    return {"samples": samples, "type": "audio", "aceforge_family": LATENT_FAMILY}
 
 
 def empty_latent(seconds: float, batch_size: int = 1, name: str = "seconds") -> dict:
     """Zeros ``(B, 8, 16, int(seconds * 44100 / 4096))`` as a LATENT dict."""
     seconds = validate_seconds(seconds, name)
     batch_size = validate_range(batch_size, 1, 4096, "batch_size", integer=True)
-    samples = torch.zeros(batch_size, LATENT_CHANNELS, LATENT_HEIGHT, frames_for_seconds(seconds))
-    return latent_dict(samples)
-
-
-def latent_samples(latent, name: str = "latent") -> torch.Tensor:
-    """The ``(B, 8, 16, T)`` samples of a LATENT dict, or an InputError saying what it is instead.
-
-    Accepts our own latents and ComfyUI's ``EmptyAceStepLatentAudio`` / ``VAEEncodeAudio`` ACE v1
-    latents (same layout, no family tag).
-    """
-    if not isinstance(latent, dict) or "samples" not in latent:
-        raise InputError(f"{name}: expected a LATENT (a dict with 'samples'), got {type(latent).__name__}")
-    family = latent.get("aceforge_family")
-    samples = latent["samples"]
-    if family is not None and family != LATENT_FAMILY:
-        raise InputError(
-            f"{name}: this latent belongs to the model family {family!r}; this node needs an ACE-Step v1 "
-            f"latent ({LATENT_FAMILY!r}, shape (batch, 8, 16, frames))"
-        )
-    shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else None
-    if shape is None or len(shape) != 4 or shape[1] != LATENT_CHANNELS or shape[2] != LATENT_HEIGHT:
-        hint = ""
-        if shape is not None and len(shape) == 3 and shape[1] == 64:
-            hint = " (this looks like an ACE-Step 1.5 latent)"
-        elif shape is not None and len(shape) == 4 and shape[1] in (4, 16):
-            hint = " (this looks like an image latent)"
-        raise InputError(
-            f"{name}: expected an ACE-Step v1 audio latent of shape (batch, 8, 16, frames), got {shape}{hint}"
-        )
-    if shape[-1] < 1 or shape[0] < 1:
-        raise InputError(f"{name}: the latent is empty (shape {shape}); it needs at least one frame")
-    if shape[-1] > frames_for_seconds(MAX_SECONDS):
-        raise InputError(
-            f"{name}: {shape[-1]} frames ({seconds_for_frames(shape[-1]):.1f} s) is over the allowed "
-            f"{frames_for_seconds(MAX_SECONDS)} frames ({MAX_SECONDS:g} s); for longer sources use RepaintMask "
-            "or Outpaint, which work on a window of the song"
-        )
-    if not bool(torch.isfinite(samples).all()):
-        raise InputError(f"{name}: the latent holds NaN or infinite values")
-    return samples
+    return latent_dict(LATENT.zeros(batch_size, frames_for_seconds(seconds)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -428,7 +310,7 @@ def encode_conditioning(bundle, tags: str, lyrics: str, lyrics_strength: float =
     The ERG null text states are the same UMT5 pass with the attention queries of blocks 8-9 softened
     (official ``get_text_embeddings_null``); the sampler uses them when ERG on tags is on.
     """
-    from .guidance import erg_text
+    from .erg import erg_text
 
     tags = tags or ""
     lyrics = lyrics or ""
@@ -544,7 +426,7 @@ def decode(bundle, latent: torch.Tensor, progress: Optional[ProgressHook] = None
 def encode_audio(bundle, waveform: torch.Tensor, sample_rate: int,
                  progress: Optional[ProgressHook] = None) -> torch.Tensor:
     """Waveform (B, C, L) or (C, L) at any rate -> latent (B, 8, 16, ceil(L_44k / 4096)) float32."""
-    waveform = validate_audio(waveform, sample_rate, "audio")
+    waveform = validate_audio(waveform, sample_rate, LATENT, "audio")
     device = _param(bundle.vae).device
     with torch.no_grad():
         return bundle.vae.encode(waveform.to(device, torch.float32), int(sample_rate), progress=progress).float()

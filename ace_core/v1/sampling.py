@@ -10,8 +10,9 @@ Public pieces:
   ``decode`` calls (as the official pipeline, not batched), guidance interval and decay, APG /
   CFG / CFG-Zero*, text-vs-lyric double guidance, ERG on the unconditional pass.
 * :func:`sample`: text-to-music, retake (variance mix of two noises) and audio-to-audio.
-* :func:`text2music_diffusion_process`: a keyword-for-keyword counterpart of the official method
-  (retake / repaint / extend / audio2audio dispatch included), used for parity checks.
+
+The official keyword-for-keyword entry point (with its repaint / extend dispatch) lives in
+``official.py``, on top of this module and ``editing.py``.
 
 Latents are (B, 8, 16, T) at 44100/512/8 ≈ 10.77 frames per second. Randomness comes only from
 the ``torch.Generator`` objects passed in (or from explicit noise tensors). Sampling state is
@@ -21,41 +22,29 @@ dtype after every step; identical in float32).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Optional, Sequence, Tuple
 
 import torch
 
 from ..errors import InputError
-from ..progress import ProgressHook, report
-from .guidance import (
+from ..progress import ProgressHook
+from ..sampling.guidance import (
     MomentumBuffer,
     apg_forward,
     cfg_double_condition_forward,
     cfg_forward,
     cfg_zero_star,
     check_cfg_type,
-    erg_diffusion,
-    erg_lyric,
     guidance_interval_bounds,
     interval_guidance_scale,
 )
-from .schedulers import (
-    GeneratorLike,
-    Schedule,
-    Stepper,
-    add_latents_noise,
-    check_scheduler,
-    make_oss_schedule,
-    make_schedule,
-    randn,
-)
-
-SAMPLE_RATE = 44100
-FRAMES_PER_SECOND = SAMPLE_RATE / 512 / 8
-LATENT_CHANNELS = 8
-LATENT_HEIGHT = 16
+from ..sampling.loop import run_steps
+from ..sampling.noise import GeneratorLike, latent_noise, mix_retake_noise
+from ..sampling.schedules import check_steps
+from .erg import erg_diffusion, erg_lyric
+from .latent import LATENT_CHANNELS, LATENT_HEIGHT, frames_for_duration
+from .schedulers import Schedule, Stepper, add_latents_noise, check_scheduler, make_oss_schedule, make_schedule
 
 EncoderStates = Tuple[torch.Tensor, torch.Tensor]  # (B, S, D) states, (B, S) float mask
 
@@ -63,11 +52,6 @@ EncoderStates = Tuple[torch.Tensor, torch.Tensor]  # (B, S, D) states, (B, S) fl
 def cfg_enabled(guidance_scale: float) -> bool:
     """Guidance (an unconditional pass) runs unless the scale is 0 or 1, as in the official loops."""
     return not (guidance_scale == 0.0 or guidance_scale == 1.0)
-
-
-def frames_for_duration(duration: float) -> int:
-    """``int(duration·44100/512/8)`` (truncation toward 0, as the official pipeline)."""
-    return int(duration * SAMPLE_RATE / 512 / 8)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -85,7 +69,7 @@ class Conditioning:
         lyric_mask: (B, S_lyr) lyric mask.
         lyrics_strength: multiplies the projected lyric states (1.0 = official).
         text_states_null: optional (B, S_txt, D_txt) "ERG tag" null text states (UMT5 run with
-            :func:`~ace_core.v1.guidance.erg_text`). As in the official code it is only used to
+            :func:`~ace_core.v1.erg.erg_text`). As in the official code it is only used to
             build the ERG-lyric null condition.
     """
 
@@ -152,7 +136,7 @@ class Conditioning:
         )
 
 
-def _dit_dtype_device(dit) -> tuple[torch.dtype, torch.device]:
+def dit_dtype_device(dit) -> tuple[torch.dtype, torch.device]:
     dtype = getattr(dit, "dtype", None)
     device = getattr(dit, "device", None)
     if not isinstance(dtype, torch.dtype) or device is None:
@@ -189,7 +173,7 @@ def encode_conditions(dit, cond: Conditioning, null_cond: Optional[Conditioning]
     * no_lyric (when ``double_condition``): ``encode(text, text_mask, zeros speaker, zeros lyric
       ids, lyric_mask)``, or with ERG-lyric the real lyric ids under the hooks.
     """
-    _, device = _dit_dtype_device(dit)
+    _, device = dit_dtype_device(dit)
     cond = cond.validate("cond").to(device)
     if batch is not None:
         cond = cond.repeat_to(batch, "cond")
@@ -273,6 +257,11 @@ class GuidanceSettings:
         return self
 
     @classmethod
+    def from_arguments(cls, arguments: dict) -> "GuidanceSettings":
+        """The settings from a function's arguments (its ``locals()``) named as the fields."""
+        return cls(**{name: arguments[name] for name in cls.__dataclass_fields__}).validate()
+
+    @classmethod
     def from_kwargs(cls, kwargs: dict) -> "GuidanceSettings":
         names = set(cls.__dataclass_fields__)
         unknown = sorted(set(kwargs) - names)
@@ -292,7 +281,7 @@ class VelocityModel:
 
     def __init__(self, dit):
         self.dit = dit
-        self.model_dtype, self.device = _dit_dtype_device(dit)
+        self.model_dtype, self.device = dit_dtype_device(dit)
         self._caches: dict = {}  # id(states) -> (states, cache); holding states keeps the id unique
         self.calls = 0
 
@@ -389,51 +378,17 @@ def run_scheduler_loop(guider: Guider, schedule: Schedule, x: torch.Tensor, *,
                        progress: Optional[ProgressHook] = None) -> torch.Tensor:
     """The plain loop: for each timestep, guided v then ``scheduler.step`` (ω, heun, pingpong)."""
     stepper = Stepper(schedule, omega_scale, generator)
-    x = x.to(torch.float32)
-    total = len(schedule)
-    for i, t in enumerate(schedule.timesteps):
-        v = guider(x, t, i)
-        x = stepper.step(v, x)
-        report(progress, i + 1, total)
-    return x
+    return run_steps(guider, schedule.timesteps, x.to(torch.float32), lambda v, x_, i: stepper.step(v, x_),
+                     progress=progress)
 
 
-def _latent_noise(noise: Optional[torch.Tensor], shape: tuple, generator: GeneratorLike,
-                  device, name: str) -> torch.Tensor:
-    if noise is not None:
-        if tuple(noise.shape) != tuple(shape):
-            raise InputError(f"{name}: expected shape {tuple(shape)}, got {tuple(noise.shape)}")
-        return noise.to(device=device, dtype=torch.float32)
-    if generator is None:
-        raise InputError(f"{name}: pass the noise tensor or a torch.Generator to draw it from")
-    return randn(shape, generator, device=device, dtype=torch.float32)
-
-
-def retake_angle(retake_variance: float) -> torch.Tensor:
-    """a = variance·π/2 as a float32 0-d tensor (the official computation)."""
-    return torch.tensor(retake_variance * math.pi / 2).to(torch.float32)
-
-
-def mix_retake_noise(noise: torch.Tensor, retake_noise: torch.Tensor,
-                     retake_variance: float) -> torch.Tensor:
-    """``cos(a)·noise + sin(a)·retake_noise`` with ``a = variance·π/2`` (unit variance kept)."""
-    a = retake_angle(retake_variance).to(noise.device)
-    return torch.cos(a) * noise + torch.sin(a) * retake_noise
-
-
-def _schedule_for(scheduler: str, steps: int, shift: float,
+def schedule_for(scheduler: str, steps: int, shift: float,
                   oss_steps: Optional[Sequence[int]]) -> tuple[Schedule, int]:
     """(schedule, infer_steps) where infer_steps is max(oss_steps) on the oss path."""
     if oss_steps:
         oss = [int(s) for s in oss_steps]
         return make_oss_schedule(scheduler, oss, shift), max(oss)
     return make_schedule(scheduler, steps, shift), int(steps)
-
-
-def _check_steps(steps) -> int:
-    if int(steps) != steps or steps < 1:
-        raise InputError(f"steps: must be a whole number ≥ 1, got {steps!r}")
-    return int(steps)
 
 
 def sample(dit, cond: Conditioning, null_cond: Optional[Conditioning] = None,
@@ -471,14 +426,9 @@ def sample(dit, cond: Conditioning, null_cond: Optional[Conditioning] = None,
     ``progress(done, total)`` is called after every model step.
     """
     check_scheduler(scheduler)
-    steps = _check_steps(steps)
-    settings = GuidanceSettings(
-        guidance_scale=guidance_scale, cfg_type=cfg_type, guidance_interval=guidance_interval,
-        guidance_interval_decay=guidance_interval_decay, min_guidance_scale=min_guidance_scale,
-        zero_steps=zero_steps, use_zero_init=use_zero_init, guidance_scale_text=guidance_scale_text,
-        guidance_scale_lyric=guidance_scale_lyric, use_erg_lyric=use_erg_lyric,
-        use_erg_diffusion=use_erg_diffusion).validate()
-    _, device = _dit_dtype_device(dit)
+    steps = check_steps(steps)
+    settings = GuidanceSettings.from_arguments(locals())
+    _, device = dit_dtype_device(dit)
 
     if noise is not None:
         if noise.ndim != 4 or noise.shape[1] != LATENT_CHANNELS or noise.shape[2] != LATENT_HEIGHT:
@@ -500,10 +450,10 @@ def sample(dit, cond: Conditioning, null_cond: Optional[Conditioning] = None,
                          f"got {tuple(ref_latents.shape)}")
     shape = (b, LATENT_CHANNELS, LATENT_HEIGHT, t_len)
 
-    schedule, _ = _schedule_for(scheduler, steps, shift, oss_steps)
-    x = _latent_noise(noise, shape, generator, device, "noise")
+    schedule, _ = schedule_for(scheduler, steps, shift, oss_steps)
+    x = latent_noise(noise, shape, generator, device, "noise")
     if retake_variance is not None:
-        r = _latent_noise(retake_noise, shape,
+        r = latent_noise(retake_noise, shape,
                           retake_generator if retake_generator is not None else generator,
                           device, "retake_noise")
         x = mix_retake_noise(x, r, retake_variance)
@@ -515,91 +465,7 @@ def sample(dit, cond: Conditioning, null_cond: Optional[Conditioning] = None,
                               progress=progress)
 
 
-# ------------------------------------------------------------------------------------------------
-# official-compatible entry point
-# ------------------------------------------------------------------------------------------------
-def text2music_diffusion_process(
-    dit, cond: Conditioning, *, duration: float, noise: Optional[torch.Tensor] = None,
-    retake_noise: Optional[torch.Tensor] = None, generator: GeneratorLike = None,
-    retake_generator: GeneratorLike = None, null_cond: Optional[Conditioning] = None,
-    infer_steps: int = 60, guidance_scale: float = 15.0, omega_scale: float = 10.0,
-    scheduler_type: str = "euler", cfg_type: str = "apg", zero_steps: int = 1,
-    use_zero_init: bool = True, guidance_interval: float = 0.5,
-    guidance_interval_decay: float = 1.0, min_guidance_scale: float = 3.0,
-    oss_steps: Sequence[int] = (), encoder_text_hidden_states_null: Optional[torch.Tensor] = None,
-    use_erg_lyric: bool = False, use_erg_diffusion: bool = False, retake_variance: float = 0.5,
-    add_retake_noise: bool = False, guidance_scale_text: float = 0.0,
-    guidance_scale_lyric: float = 0.0, repaint_start: float = 0, repaint_end: float = 0,
-    src_latents: Optional[torch.Tensor] = None, audio2audio_enable: bool = False,
-    ref_audio_strength: float = 0.5, ref_latents: Optional[torch.Tensor] = None,
-    shift: float = 3.0, progress: Optional[ProgressHook] = None,
-) -> torch.Tensor:
-    """The official ``ACEStepPipeline.text2music_diffusion_process`` with the same keywords.
-
-    The random draws come from ``noise`` / ``retake_noise`` when given (draw order: target noise,
-    then retake noise), else from ``generator`` / ``retake_generator``. Dispatch as the
-    official method: with ``add_retake_noise`` the frames ``int(repaint_start·FR)`` ..
-    ``int(repaint_end·FR)`` select retake (the whole length), repaint (a sub-range) or extend
-    (outside the source); ``audio2audio_enable`` with ``ref_latents`` noises the reference.
-    Deviations: audio2audio combined with repaint/extend is rejected; the extend 240 s window
-    re-attaches the cut source correctly (the official re-attachment is broken); a repaint with no
-    step left to run (``n_min`` ≥ the number of timesteps) returns ``src_latents`` unchanged (the
-    official returns the target noise).
-    """
-    check_scheduler(scheduler_type)
-    infer_steps = _check_steps(infer_steps)
-    settings = GuidanceSettings(
-        guidance_scale=guidance_scale, cfg_type=cfg_type, guidance_interval=guidance_interval,
-        guidance_interval_decay=guidance_interval_decay, min_guidance_scale=min_guidance_scale,
-        zero_steps=zero_steps, use_zero_init=use_zero_init, guidance_scale_text=guidance_scale_text,
-        guidance_scale_lyric=guidance_scale_lyric, use_erg_lyric=use_erg_lyric,
-        use_erg_diffusion=use_erg_diffusion).validate()
-    if encoder_text_hidden_states_null is not None:
-        cond = replace(cond, text_states_null=encoder_text_hidden_states_null)
-    _, device = _dit_dtype_device(dit)
-
-    frame_length = frames_for_duration(duration)
-    if src_latents is not None:
-        frame_length = int(src_latents.shape[-1])
-    if ref_latents is not None:
-        frame_length = int(ref_latents.shape[-1])
-    b = int(noise.shape[0]) if noise is not None else cond.batch_size
-    schedule, infer_steps = _schedule_for(scheduler_type, infer_steps, shift, list(oss_steps or ()))
-    shape = (b, LATENT_CHANNELS, LATENT_HEIGHT, frame_length)
-    x = _latent_noise(noise, shape, generator, device, "noise")
-
-    if add_retake_noise:
-        r = _latent_noise(retake_noise, shape, retake_generator, device, "retake_noise")
-        start_frame = frames_for_duration(repaint_start)
-        end_frame = frames_for_duration(repaint_end)
-        is_repaint = end_frame - start_frame != frame_length
-        is_extend = start_frame < 0 or end_frame > frame_length
-        if is_repaint or is_extend:
-            if audio2audio_enable and ref_latents is not None:
-                raise InputError("audio2audio_enable: cannot be combined with repaint/extend")
-            if src_latents is None:
-                raise InputError("src_latents: repaint/extend needs the source latent")
-            from . import editing  # local import: editing builds on this module
-
-            common = dict(steps=infer_steps, schedule=schedule, retake_variance=retake_variance,
-                          noise=x, retake_noise=r, guidance=settings, progress=progress)
-            if is_extend:
-                plan = editing.plan_extend_frames(frame_length, start_frame, end_frame)
-                return editing.extend(dit, cond, src_latents, plan=plan, null_cond=null_cond, **common)
-            mask = editing.region_mask(frame_length, start_frame, end_frame, batch=b)
-            return editing.repaint(dit, cond, src_latents, mask, null_cond=null_cond, **common)
-        x = mix_retake_noise(x, r, retake_variance)
-
-    if audio2audio_enable and ref_latents is not None:
-        x, schedule = add_latents_noise(ref_latents.to(device, torch.float32), x, scheduler_type,
-                                        infer_steps, ref_audio_strength, shift)
-    guider = build_guider(dit, cond, null_cond, settings, schedule.num_inference_steps, b)
-    return run_scheduler_loop(guider, schedule, x, omega_scale=omega_scale, generator=generator,
-                              progress=progress)
-
-
 __all__ = [
-    "Conditioning", "EncodedConditions", "FRAMES_PER_SECOND", "GuidanceSettings", "Guider",
-    "build_guider", "encode_conditions", "frames_for_duration", "mix_retake_noise",
-    "retake_angle", "run_scheduler_loop", "sample", "text2music_diffusion_process",
+    "Conditioning", "EncodedConditions", "GuidanceSettings", "Guider", "VelocityModel", "build_guider",
+    "cfg_enabled", "dit_dtype_device", "encode_conditions", "run_scheduler_loop", "sample", "schedule_for",
 ]

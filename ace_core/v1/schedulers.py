@@ -27,18 +27,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from .guidance import guidance_interval_bounds  # noqa: F401  (re-exported)
+from ..sampling.noise import GeneratorLike, first_generator, randn
+from ..sampling.schedules import shift_sigma
 
 NUM_TRAIN_TIMESTEPS = 1000
 SCHEDULERS = ("euler", "heun", "pingpong")
-
-GeneratorLike = Union[torch.Generator, Sequence[torch.Generator], None]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -56,11 +55,6 @@ def omega_rescale(omega_scale: float) -> float:
     return 0.9 + (1.1 - 0.9) / (1.0 + math.exp(-0.1 * (float(omega_scale) - 0.0)))
 
 
-def shift_sigma(sigmas, shift: float):
-    """σ' = shift·σ / (1 + (shift−1)·σ), elementwise, in the dtype of ``sigmas``."""
-    return shift * sigmas / (1 + (shift - 1) * sigmas)
-
-
 def init_sigma_bounds(shift: float = 3.0, sigma_max: float = 1.0,
                       num_train_timesteps: int = NUM_TRAIN_TIMESTEPS) -> tuple[float, float]:
     """(sigma_min, sigma_max) of the training table, shifted once (float32 arithmetic).
@@ -72,40 +66,6 @@ def init_sigma_bounds(shift: float = 3.0, sigma_max: float = 1.0,
     ends = ends / num_train_timesteps  # (2,) float32
     ends = shift_sigma(ends, shift)
     return float(ends[1].item()), float(ends[0].item())
-
-
-def randn(shape: Sequence[int], generator: GeneratorLike, device=None,
-          dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A standard-normal draw from ``generator`` only (never the global RNG).
-
-    ``generator`` is one ``torch.Generator`` (one draw of the whole shape) or a list with one
-    generator per batch item (each draws its own ``(1, *shape[1:])`` slice, as diffusers'
-    ``randn_tensor`` does). The draw happens on the generator's device and is then moved.
-    """
-    if generator is None:
-        raise InputError("generator: a torch.Generator is required for random draws (got None)")
-    shape = tuple(int(s) for s in shape)
-    if isinstance(generator, (list, tuple)):
-        if len(generator) == 1:
-            generator = generator[0]
-        else:
-            if len(generator) != shape[0]:
-                raise InputError(
-                    f"generator: got {len(generator)} generators for a batch of {shape[0]}; "
-                    "pass one generator or one per batch item")
-            parts = [torch.randn((1,) + shape[1:], generator=g, device=g.device, dtype=dtype)
-                     for g in generator]
-            out = torch.cat(parts, dim=0)
-            return out.to(device) if device is not None else out
-    out = torch.randn(shape, generator=generator, device=generator.device, dtype=dtype)
-    return out.to(device) if device is not None else out
-
-
-def first_generator(generator: GeneratorLike) -> Optional[torch.Generator]:
-    """The generator the official samplers use for in-loop noise (the first of a list)."""
-    if isinstance(generator, (list, tuple)):
-        return generator[0] if generator else None
-    return generator
 
 
 # ------------------------------------------------------------------------------------------------
@@ -325,7 +285,6 @@ class Stepper:
 
 __all__ = [
     "NUM_TRAIN_TIMESTEPS", "SCHEDULERS", "Schedule", "Stepper", "add_latents_noise",
-    "audio2audio_plan", "check_scheduler", "euler_step", "first_generator",
-    "guidance_interval_bounds", "init_sigma_bounds", "make_oss_schedule", "make_schedule",
-    "omega_rescale", "pingpong_step", "randn", "shift_sigma",
+    "audio2audio_plan", "check_scheduler", "euler_step", "init_sigma_bounds", "make_oss_schedule",
+    "make_schedule", "omega_rescale", "pingpong_step",
 ]

@@ -181,7 +181,8 @@ def write_tiny_checkpoint(path: Union[str, Path], layout: str = "comfy", seed: i
     ``logit_scale``).
     """
     from ..audio.mel import LogMelSpectrogram
-    from .layouts import COMFY_SPIECE_KEY, write_safetensors
+    from ..loading.safetensors_io import write_safetensors
+    from .layouts import COMFY_SPIECE_KEY
     from .loader import CONFIG_METADATA_KEY, COMFY_LOGIT_SCALE, _config_dict, _typed_configs, checkpoint_specs
 
     ref = tiny_reference_configs()

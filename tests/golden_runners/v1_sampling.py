@@ -13,10 +13,11 @@ import re
 import pytest
 import torch
 
-from ace_core.v1 import guidance as G
+from ace_core.sampling import guidance as G
 from ace_core.v1 import schedulers as S
 from ace_core.v1.editing import flowedit
-from ace_core.v1.sampling import Conditioning, text2music_diffusion_process
+from ace_core.v1.official import text2music_diffusion_process
+from ace_core.v1.sampling import Conditioning
 
 from .v1_dit import load_dit
 

@@ -4,8 +4,9 @@ An :class:`EditPlan` places an edit on the latent *timeline* of the edited song 
 plus left/right extension frames) and picks the *window* of frames that is actually encoded,
 sampled and decoded:
 
-* If the whole timeline fits in the window limit (240 s = 2583 frames), the window is the whole
-  timeline (the official behaviour: the model sees the entire song).
+* If the whole timeline fits in the window limit (the family's ``max_seconds``; ACE-Step v1:
+  240 s = 2583 frames), the window is the whole timeline (the official behaviour: the model sees
+  the entire song).
 * Otherwise the window is the regenerated frames plus as much context on both sides as fits,
   centred on the edit and clipped to the timeline. Only the source samples under the window are
   resampled and VAE-encoded (:func:`encode_window`), only the window is sampled, and only the
@@ -14,10 +15,12 @@ sampled and decoded:
   window, not the source; the waveforms themselves (source and output) are the only full-length
   buffers.
 
-Axes used below: *timeline frames* (latent frames of the edited song, 44100/4096 per second),
-*window frames* (timeline frames minus the window start), *source time* (seconds from the first
-source sample; negative inside a left extension) and *output samples* (the spliced waveform at
-the source's sample rate; the output starts ``before_seconds`` before the source).
+Axes used below: *timeline frames* (latent frames of the edited song, the family's
+:class:`~ace_core.latent_spec.LatentSpec` frames per second), *window frames* (timeline frames
+minus the window start), *source time* (seconds from the first source sample; negative inside a
+left extension) and *output samples* (the spliced waveform at the source's sample rate; the
+output starts ``before_seconds`` before the source). The functions that need the time grid take
+the spec as their first argument.
 """
 
 from __future__ import annotations
@@ -30,34 +33,30 @@ import torch
 
 from ..audio.resample import resample
 from ..errors import InputError
-from .edit_regions import (
-    FRAMES_PER_SECOND,
-    MAX_WINDOW_FRAMES,
-    SAMPLE_RATE,
-    SAMPLES_PER_FRAME,
-    Extension,
-    RepaintRegion,
-    frames_to_seconds,
-)
+from ..latent_spec import LatentSpec
+from .regions import Extension, RepaintRegion
 from .seams import edit_mask, splice
 
 __all__ = ["EditPlan", "choose_window", "plan_repaint", "plan_extend", "plan_whole", "source_window_samples",
-           "encode_window", "splice_window", "DECODE_MARGIN_FRAMES"]
+           "slice_resampled", "encode_window", "splice_window", "DECODE_MARGIN_FRAMES"]
 
 DECODE_MARGIN_FRAMES = 16
 """Extra frames decoded on each side of the regenerated frames (≈ 1.5 s; the DCAE decoder and the
 vocoder see real context there, so the audio at the splice points is not an edge effect)."""
 
 
-def choose_window(timeline_frames: int, lo: int, hi: int, max_frames: int = MAX_WINDOW_FRAMES,
+def choose_window(spec: LatentSpec, timeline_frames: int, lo: int, hi: int, max_frames: Optional[int] = None,
                   *, what: str = "start_time, end_time") -> tuple[int, int]:
-    """Window ``[ws, we)`` of at most ``max_frames`` containing frames ``[lo, hi)``, centred on them."""
+    """Window ``[ws, we)`` of at most ``max_frames`` (default: the family's) containing frames
+    ``[lo, hi)``, centred on them."""
+    if max_frames is None:
+        max_frames = spec.max_frames
     if timeline_frames <= max_frames:
         return 0, int(timeline_frames)
     if hi - lo > max_frames:
         raise InputError(
-            f"{what}: the edit spans {frames_to_seconds(hi - lo):.1f} s of latent frames; one edit is at most "
-            f"{frames_to_seconds(max_frames):.1f} s (edit longer spans in several passes)")
+            f"{what}: the edit spans {spec.seconds(hi - lo):.1f} s of latent frames; one edit is at most "
+            f"{spec.seconds(max_frames):.1f} s (edit longer spans in several passes)")
     spare = max_frames - (hi - lo)
     ws = lo - spare // 2
     we = ws + max_frames
@@ -77,7 +76,7 @@ class EditPlan:
     0 sits at this timeline frame). keep_frames: source latent frames kept as the x0 (timeline
     ``[source_offset, source_offset + keep_frames)``). source_frames: frames of the full source
     latent. regen: timeline frame ranges ``[a, b)`` regenerated (mask 1 before feathering).
-    feather_frames / feather_inward: see :func:`~ace_core.v1.seams.edit_mask`. window: the sampled
+    feather_frames / feather_inward: see :func:`~ace_core.editing.seams.edit_mask`. window: the sampled
     timeline frames ``[ws, we)``. edit_seconds: source-time ranges replaced in the waveform splice.
     source_seconds / before_seconds / after_seconds: source duration and the extensions.
     """
@@ -135,10 +134,11 @@ class EditPlan:
         right = max(0, we - max(ws, right_start))
         return int(left), int(right)
 
-    def decode_range(self, crossfade_seconds: float = 0.0, margin: int = DECODE_MARGIN_FRAMES) -> tuple[int, int]:
+    def decode_range(self, frames_per_second: float, crossfade_seconds: float = 0.0,
+                     margin: int = DECODE_MARGIN_FRAMES) -> tuple[int, int]:
         """Window frames ``[da, db)`` to decode: the regenerated support plus the crossfade and a margin."""
         lo, hi = self.support()
-        extra = margin + math.ceil(max(crossfade_seconds, 0.0) * FRAMES_PER_SECOND)
+        extra = margin + math.ceil(max(crossfade_seconds, 0.0) * frames_per_second)
         ws, we = self.window
         return int(max(lo - extra, ws) - ws), int(min(hi + extra, we) - ws)
 
@@ -160,8 +160,8 @@ class EditPlan:
         return cls(**kw)
 
 
-def plan_repaint(region: RepaintRegion, feather_frames: int = 0,
-                 max_window_frames: int = MAX_WINDOW_FRAMES) -> EditPlan:
+def plan_repaint(spec: LatentSpec, region: RepaintRegion, feather_frames: int = 0,
+                 max_window_frames: Optional[int] = None) -> EditPlan:
     """Repaint ``region`` of the source; the feather lies inside the region."""
     plan = EditPlan(
         task="repaint", timeline_frames=region.source_frames, source_offset=0, keep_frames=region.source_frames,
@@ -169,13 +169,15 @@ def plan_repaint(region: RepaintRegion, feather_frames: int = 0,
         feather_frames=int(feather_frames), feather_inward=True,
         edit_seconds=[(region.start_seconds, region.end_seconds)], source_seconds=region.source_seconds)
     lo, hi = plan.support()
-    plan.window = choose_window(plan.timeline_frames, lo, hi, max_window_frames)
+    plan.window = choose_window(spec, plan.timeline_frames, lo, hi, max_window_frames)
     return plan
 
 
-def plan_extend(ext: Extension, feather_frames: int = 0,
-                max_window_frames: int = MAX_WINDOW_FRAMES) -> EditPlan:
+def plan_extend(spec: LatentSpec, ext: Extension, feather_frames: int = 0,
+                max_window_frames: Optional[int] = None) -> EditPlan:
     """Extend the source by ``ext``; the feather lies on the source side of each new part."""
+    if max_window_frames is None:
+        max_window_frames = spec.max_frames
     left, keep, right = ext.left_frames, ext.keep_frames, ext.right_frames
     total = left + keep + right
     regen, edits = [], []
@@ -194,10 +196,10 @@ def plan_extend(ext: Extension, feather_frames: int = 0,
             f"extend_before_duration, extend_after_duration: {ext.before_seconds:g} s + the source "
             f"({ext.source_seconds:.1f} s) + {ext.after_seconds:g} s = "
             f"{ext.before_seconds + ext.source_seconds + ext.after_seconds:.1f} s is over the "
-            f"{frames_to_seconds(max_window_frames):.0f} s window one pass can sample; on a source this long "
+            f"{spec.seconds(max_window_frames):.0f} s window one pass can sample; on a source this long "
             "extend one side at a time (chain two Outpaint passes)")
     lo, hi = plan.support()
-    plan.window = choose_window(total, lo, hi, max_window_frames,
+    plan.window = choose_window(spec, total, lo, hi, max_window_frames,
                                 what="extend_before_duration" if left else "extend_after_duration")
     return plan
 
@@ -212,42 +214,43 @@ def plan_whole(task: str, frames: int) -> EditPlan:
 # encoding the window
 
 
-def source_window_samples(plan: EditPlan, length: int, sample_rate: int) -> tuple[int, int]:
+def source_window_samples(spec: LatentSpec, plan: EditPlan, length: int, sample_rate: int) -> tuple[int, int]:
     """Source sample range (at ``sample_rate``) under the window's source frames (not padded)."""
     fa, fb = plan.source_frames_in_window()
-    a = math.floor(fa * SAMPLES_PER_FRAME * sample_rate / SAMPLE_RATE)
-    b = min(math.ceil(fb * SAMPLES_PER_FRAME * sample_rate / SAMPLE_RATE), int(length))
+    a = math.floor(fa * spec.samples_per_frame * sample_rate / spec.sample_rate)
+    b = min(math.ceil(fb * spec.samples_per_frame * sample_rate / spec.sample_rate), int(length))
     return int(a), int(max(b, a))
 
 
-def _slice_at_44k(wave: torch.Tensor, sample_rate: int, a44: int, b44: int) -> torch.Tensor:
-    """Samples ``[a44, b44)`` of ``wave`` resampled to 44.1 kHz, computing only that stretch.
+def slice_resampled(wave: torch.Tensor, sample_rate: int, a: int, b: int, target_rate: int) -> torch.Tensor:
+    """Samples ``[a, b)`` of ``wave`` resampled to ``target_rate``, computing only that stretch.
 
     The slice is taken on a grid where both rates align (so the result equals the same samples of
     the whole resampled waveform up to float rounding), with context for the filter on both sides.
     """
-    if sample_rate == SAMPLE_RATE:
-        return wave[..., a44:b44]
-    g = math.gcd(int(sample_rate), SAMPLE_RATE)
-    step_in, step_out = sample_rate // g, SAMPLE_RATE // g  # aligned blocks: step_in in == step_out out
+    if sample_rate == target_rate:
+        return wave[..., a:b]
+    g = math.gcd(int(sample_rate), int(target_rate))
+    step_in, step_out = sample_rate // g, target_rate // g  # aligned blocks: step_in in == step_out out
     ctx_blocks = math.ceil(2048 / step_out) + 1
-    blk_a = max(a44 // step_out - ctx_blocks, 0)
-    blk_b = math.ceil(b44 / step_out) + ctx_blocks
+    blk_a = max(a // step_out - ctx_blocks, 0)
+    blk_b = math.ceil(b / step_out) + ctx_blocks
     part = wave[..., blk_a * step_in:min(blk_b * step_in, wave.shape[-1])]
-    res = resample(part.float(), int(sample_rate), SAMPLE_RATE)
+    res = resample(part.float(), int(sample_rate), int(target_rate))
     off = blk_a * step_out
-    return res[..., a44 - off:b44 - off]
+    return res[..., a - off:b - off]
 
 
-def encode_window(plan: EditPlan, encode: Callable[[torch.Tensor, int], torch.Tensor], *,
+def encode_window(spec: LatentSpec, plan: EditPlan, encode: Callable[[torch.Tensor, int], torch.Tensor], *,
                   waveform: Optional[torch.Tensor] = None, sample_rate: Optional[int] = None,
                   samples: Optional[torch.Tensor] = None, batch: int = 1) -> torch.Tensor:
-    """The window's x0 latent ``(B, 8, 16, window_frames)``: source frames, zeros on extensions.
+    """The window's x0 latent ``(B, *frame_shape, window_frames)``: source frames, zeros on extensions.
 
-    From ``samples`` (an already encoded source latent ``(B, 8, 16, source_frames)``) when given;
-    otherwise only the window's stretch of ``waveform`` (``(B, C, L)`` at ``sample_rate``) is
-    resampled and passed to ``encode(wave (B, C, n) at 44.1 kHz, 44100)``.
+    From ``samples`` (an already encoded source latent ``(B, *frame_shape, source_frames)``) when
+    given; otherwise only the window's stretch of ``waveform`` (``(B, C, L)`` at ``sample_rate``) is
+    resampled to the family's rate and passed to ``encode(wave (B, C, n), spec.sample_rate)``.
     """
+    rate, per_frame = spec.sample_rate, spec.samples_per_frame
     fa, fb = plan.source_frames_in_window()
     left, right = plan.pads_in_window()
     parts = []
@@ -260,11 +263,11 @@ def encode_window(plan: EditPlan, encode: Callable[[torch.Tensor, int], torch.Te
         core = None
         b = waveform.shape[0]
         if fb > fa:
-            a44 = fa * SAMPLES_PER_FRAME
-            total44 = math.ceil(waveform.shape[-1] * SAMPLE_RATE / int(sample_rate))
-            b44 = min(fb * SAMPLES_PER_FRAME, total44)
-            piece = _slice_at_44k(waveform, int(sample_rate), a44, b44)
-            core = encode(piece, SAMPLE_RATE).float()
+            a_out = fa * per_frame
+            total_out = math.ceil(waveform.shape[-1] * rate / int(sample_rate))
+            b_out = min(fb * per_frame, total_out)
+            piece = slice_resampled(waveform, int(sample_rate), a_out, b_out, rate)
+            core = encode(piece, rate).float()
             if core.shape[-1] != fb - fa:  # rounding of the resampled length: trim / repeat the edge
                 if core.shape[-1] > fb - fa:
                     core = core[..., :fb - fa]
@@ -273,14 +276,13 @@ def encode_window(plan: EditPlan, encode: Callable[[torch.Tensor, int], torch.Te
     b = max(b, int(batch))
     if core is not None and core.shape[0] != b:
         core = core.expand(b, *core.shape[1:])
-    shape = (b, 8, 16)
     device = core.device if core is not None else torch.device("cpu")
     if left:
-        parts.append(torch.zeros(*shape, left, device=device))
+        parts.append(spec.zeros(b, left, device=device))
     if core is not None and core.shape[-1] > 0:
         parts.append(core)
     if right:
-        parts.append(torch.zeros(*shape, right, device=device))
+        parts.append(spec.zeros(b, right, device=device))
     x0 = torch.cat(parts, dim=-1)
     if x0.shape[-1] != plan.window_frames:
         raise InputError(f"source: the window latent has {x0.shape[-1]} frames, expected {plan.window_frames}")
@@ -291,12 +293,13 @@ def encode_window(plan: EditPlan, encode: Callable[[torch.Tensor, int], torch.Te
 # splicing the decoded window into the full waveform
 
 
-def splice_window(plan: EditPlan, decoded: torch.Tensor, decoded_start_frame: int, source: torch.Tensor,
-                  sample_rate: int, *, crossfade_ms: float = 0.0, curve: str = "equal_power") -> torch.Tensor:
+def splice_window(spec: LatentSpec, plan: EditPlan, decoded: torch.Tensor, decoded_start_frame: int,
+                  source: torch.Tensor, sample_rate: int, *, crossfade_ms: float = 0.0,
+                  curve: str = "equal_power") -> torch.Tensor:
     """The full edited waveform at ``sample_rate``.
 
     Args:
-        decoded: ``(B, 2, n)`` decoded audio at 44.1 kHz of timeline frames starting at
+        decoded: ``(B, 2, n)`` decoded audio at the family's rate of timeline frames starting at
             ``decoded_start_frame``.
         source: ``(B or 1, 2, L)`` the stereo source at ``sample_rate``.
     Returns ``(B, 2, round(before·sr) + L + round(after·sr))``; samples outside the edited ranges
@@ -307,9 +310,9 @@ def splice_window(plan: EditPlan, decoded: torch.Tensor, decoded_start_frame: in
     new_left = int(round(plan.before_seconds * sr))
     out_length = new_left + length + int(round(plan.after_seconds * sr))
     gen = decoded.float()
-    start_seconds = frames_to_seconds(decoded_start_frame - plan.source_offset)
-    if sr != SAMPLE_RATE:
-        gen = resample(gen, SAMPLE_RATE, sr)
+    start_seconds = spec.seconds(decoded_start_frame - plan.source_offset)
+    if sr != spec.sample_rate:
+        gen = resample(gen, spec.sample_rate, sr)
     gen_start = new_left + int(round(start_seconds * sr))
     end_seconds = plan.source_seconds + plan.after_seconds
 

@@ -9,15 +9,16 @@ The parameters follow RunComfy's ACE-Step endpoints:
 
 Timelines. Every edit is described on the *source time* axis: seconds from the first source
 sample (negative before it, for a left extension). The latent *timeline* is the (padded) latent of
-the edited song: frame ``f`` covers source time ``[(f - offset) * 4096 / 44100, ...)`` where
-``offset`` is the number of left-extension frames. One latent frame is 4096 samples at 44.1 kHz
-(≈ 92.9 ms, 44100 / 4096 ≈ 10.77 frames per second).
+the edited song: frame ``f`` covers source time ``[(f - offset) / fps, ...)`` where ``offset`` is
+the number of left-extension frames and ``fps`` the family's frames per second (the
+:class:`~ace_core.latent_spec.LatentSpec` every function takes; ACE-Step v1: 4096 samples at
+44.1 kHz per frame, ≈ 10.77 frames per second).
 
-Frames. Repaint regions use the official ``int(sec * 44100 / 512 / 8)`` (truncation) for both
-ends, so the regenerated frames are exactly the official ones (an end at the source's end takes
-the last, partial frame too); the waveform splice (``seams.py``) then cuts at the exact sample.
-Extensions are rounded *up* to whole frames so the new audio covers the requested duration
-exactly (the splice trims the surplus).
+Frames. Repaint regions use the official truncating ``spec.frames(sec)`` (v1:
+``int(sec * 44100 / 512 / 8)``) for both ends, so the regenerated frames are exactly the official
+ones (an end at the source's end takes the last, partial frame too); the waveform splice
+(``seams.py``) then cuts at the exact sample. Extensions are rounded *up* to whole frames so the
+new audio covers the requested duration exactly (the splice trims the surplus).
 
 Errors are :class:`~ace_core.errors.InputError` naming the node input and the allowed range.
 """
@@ -27,24 +28,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import torch
+from typing import Optional
 
 from ..errors import InputError
-from .pipeline import FRAMES_PER_SECOND, LATENT_FAMILY, SAMPLE_RATE, SAMPLES_PER_FRAME
-from .pipeline import frames_for_seconds as seconds_to_frame
-from .pipeline import seconds_for_frames as frames_to_seconds
+from ..latent_spec import LatentSpec
 
 __all__ = [
-    "SAMPLE_RATE", "SAMPLES_PER_FRAME", "FRAMES_PER_SECOND", "MAX_WINDOW_SECONDS", "MAX_WINDOW_FRAMES",
-    "MAX_SOURCE_SECONDS", "MAX_EXTEND_SECONDS", "MAX_TIME_SECONDS", "ANCHORS",
-    "seconds_to_frame", "frames_to_seconds", "RepaintRegion", "resolve_time",
-    "resolve_repaint_region", "Extension", "resolve_extension", "latent_family", "check_v1_latent",
+    "MAX_SOURCE_SECONDS", "MAX_EXTEND_SECONDS", "MAX_TIME_SECONDS", "ANCHORS", "RepaintRegion", "resolve_time",
+    "resolve_repaint_region", "Extension", "resolve_extension",
 ]
 
-MAX_WINDOW_SECONDS = 240.0
-"""The model's limit: at most 240 s are encoded, sampled and decoded in one pass."""
-MAX_WINDOW_FRAMES = seconds_to_frame(MAX_WINDOW_SECONDS)
-"""2583 frames, the official extend window."""
 MAX_SOURCE_SECONDS = 3600.0
 """Sources up to 60 minutes can be edited (through a window of at most 240 s)."""
 MAX_EXTEND_SECONDS = 240.0
@@ -67,7 +60,9 @@ def _number(value, name: str, low: float, high: float) -> float:
     return number
 
 
-def _source_seconds(source_seconds) -> float:
+def _checked_source(spec: LatentSpec, source_seconds) -> float:
+    """A source duration in (one frame, 60 min], else InputError naming ``source``."""
+    frames_to_seconds = spec.seconds
     try:
         seconds = float(source_seconds)
     except (TypeError, ValueError):
@@ -122,18 +117,21 @@ class RepaintRegion:
         return self.end_seconds - self.start_seconds
 
 
-def resolve_repaint_region(start_time, start_time_relative_to: str, end_time, end_time_relative_to: str,
-                           source_seconds: float, source_frames: int | None = None,
-                           max_window_seconds: float = MAX_WINDOW_SECONDS) -> RepaintRegion:
+def resolve_repaint_region(spec: LatentSpec, start_time, start_time_relative_to: str, end_time,
+                           end_time_relative_to: str, source_seconds: float, source_frames: Optional[int] = None,
+                           max_window_seconds: Optional[float] = None) -> RepaintRegion:
     """Resolve RunComfy-style ``start_time`` / ``end_time`` (with anchors) against a source.
 
     Raises InputError when an anchor is unknown, a time is negative or over 3600 s, the region
     resolves to ``start >= end``, lies (partly) outside the source, is shorter than one latent frame,
-    or is longer than the 240 s window.
+    or is longer than the window (default: the family's ``max_seconds``).
     """
-    source_seconds = _source_seconds(source_seconds)
+    seconds_to_frame, frames_to_seconds = spec.frames, spec.seconds
+    if max_window_seconds is None:
+        max_window_seconds = spec.max_seconds
+    source_seconds = _checked_source(spec, source_seconds)
     if source_frames is None:
-        source_frames = math.ceil(source_seconds * FRAMES_PER_SECOND - 1e-9)
+        source_frames = math.ceil(source_seconds * spec.frames_per_second - 1e-9)
     start = resolve_time(start_time, start_time_relative_to, source_seconds, name="start_time")
     end = resolve_time(end_time, end_time_relative_to, source_seconds, name="end_time")
     s_txt = _describe(float(start_time), start_time_relative_to)
@@ -198,11 +196,12 @@ class Extension:
         return self.left_frames + self.keep_frames + self.right_frames
 
 
-def resolve_extension(extend_before_duration, extend_after_duration, source_seconds: float,
-                      source_frames: int | None = None) -> Extension:
+def resolve_extension(spec: LatentSpec, extend_before_duration, extend_after_duration, source_seconds: float,
+                      source_frames: Optional[int] = None) -> Extension:
     """Resolve RunComfy-style outpaint durations (0-240 s each, not both 0)."""
-    source_seconds = _source_seconds(source_seconds)
-    exact_frames = source_seconds * FRAMES_PER_SECOND
+    source_seconds = _checked_source(spec, source_seconds)
+    fps = spec.frames_per_second
+    exact_frames = source_seconds * fps
     if source_frames is None:
         source_frames = math.ceil(exact_frames - 1e-9)
     for name, value in (("extend_before_duration", extend_before_duration),
@@ -220,48 +219,12 @@ def resolve_extension(extend_before_duration, extend_after_duration, source_seco
         raise InputError(
             "extend_before_duration, extend_after_duration: both are 0, so there is nothing to add; "
             f"set at least one to a duration in (0, {MAX_EXTEND_SECONDS:g}] s")
-    left = math.ceil(before * FRAMES_PER_SECOND - 1e-9) if before > 0 else 0
+    left = math.ceil(before * fps - 1e-9) if before > 0 else 0
     if after > 0:
         keep = math.floor(exact_frames + 1e-9)  # whole source frames; a partial last frame is regenerated
         if keep < 1:
             raise InputError(f"source: {source_seconds:.3f} s is shorter than one latent frame; give a longer source")
-        right = math.ceil((source_seconds + after) * FRAMES_PER_SECOND - 1e-9) - keep
+        right = math.ceil((source_seconds + after) * fps - 1e-9) - keep
     else:
         keep, right = int(source_frames), 0
     return Extension(before, after, left, right, keep, source_seconds, int(source_frames))
-
-
-# ---------------------------------------------------------------------------------------------
-# latent checks
-
-
-def latent_family(samples) -> str:
-    """A short description of a latent's model family from its shape (for error messages)."""
-    if not isinstance(samples, torch.Tensor):
-        return f"not a tensor ({type(samples).__name__})"
-    shape = tuple(samples.shape)
-    if len(shape) == 4 and shape[1] == 8 and shape[2] == 16:
-        return LATENT_FAMILY
-    if len(shape) == 3 and shape[1] == 64:
-        return "ace_1.5"
-    if len(shape) == 4 and shape[1] in (4, 16):
-        return "image"
-    return f"unknown {shape}"
-
-
-def check_v1_latent(latent, name: str = "source") -> torch.Tensor:
-    """The ``(B, 8, 16, T)`` samples of an ACE-Step v1 LATENT (any length), else InputError."""
-    if not isinstance(latent, dict) or "samples" not in latent:
-        raise InputError(f"{name}: expected a LATENT (a dict with 'samples'), got {type(latent).__name__}")
-    tag = latent.get("aceforge_family")
-    samples = latent["samples"]
-    family = latent_family(samples)
-    if (tag is not None and tag != LATENT_FAMILY) or family != LATENT_FAMILY:
-        found = tag if tag is not None and tag != LATENT_FAMILY else family
-        shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else None
-        raise InputError(
-            f"{name}: this latent is from another model family ({found}, shape {shape}); the editing nodes "
-            f"need an ACE-Step v1 latent ({LATENT_FAMILY}, shape (batch, 8, 16, frames)) from AceForge VAE Encode")
-    if samples.shape[0] < 1 or samples.shape[-1] < 1:
-        raise InputError(f"{name}: the latent is empty (shape {tuple(samples.shape)})")
-    return samples

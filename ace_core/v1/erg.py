@@ -1,0 +1,91 @@
+"""ERG ("entropy rectifying guidance") of ACE-Step v1: temperature hooks on query projections.
+
+Forward hooks multiply the output of chosen query projections by τ = 0.01 while a weakened
+prediction/embedding is computed; the context managers always remove their hooks, also when the
+body raises.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterable, Iterator, List
+
+from torch import nn
+
+ERG_TAU = 0.01
+
+
+@contextmanager
+def temperature_hooks(modules: Iterable[nn.Module], tau: float = ERG_TAU) -> Iterator[int]:
+    """Scale the output of every module in ``modules`` by ``tau`` while the block runs.
+
+    Yields the number of hooks installed. Hooks are removed on exit, also on error.
+    """
+    handles = []
+
+    def hook(_module, _inputs, output):
+        return output * tau
+
+    try:
+        for m in modules:
+            handles.append(m.register_forward_hook(hook))
+        yield len(handles)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _indexed(container, lo: int, hi: int) -> List[int]:
+    if container is None:
+        return []
+    n = len(container)
+    return [i for i in range(lo, hi) if 0 <= i < n]
+
+
+def erg_diffusion_modules(dit: nn.Module, l_min: int = 15, l_max: int = 20) -> List[nn.Module]:
+    """``transformer_blocks[l_min..l_max-1].attn.to_q`` and ``.cross_attn.to_q`` (existing blocks)."""
+    blocks = getattr(dit, "transformer_blocks", None)
+    out = []
+    for i in _indexed(blocks, l_min, l_max):
+        out.append(blocks[i].attn.to_q)
+        out.append(blocks[i].cross_attn.to_q)
+    return out
+
+
+def erg_lyric_modules(dit: nn.Module, l_min: int = 4, l_max: int = 6) -> List[nn.Module]:
+    """``lyric_encoder.encoders[l_min..l_max-1].self_attn.linear_q`` (existing layers)."""
+    enc = getattr(getattr(dit, "lyric_encoder", None), "encoders", None)
+    return [enc[i].self_attn.linear_q for i in _indexed(enc, l_min, l_max)]
+
+
+def erg_text_modules(text_encoder: nn.Module, l_min: int = 8, l_max: int = 10) -> List[nn.Module]:
+    """UMT5 ``encoder.block[l_min..l_max-1].layer[0].SelfAttention.q`` (existing blocks)."""
+    blocks = getattr(getattr(text_encoder, "encoder", None), "block", None)
+    return [blocks[i].layer[0].SelfAttention.q for i in _indexed(blocks, l_min, l_max)]
+
+
+@contextmanager
+def erg_diffusion(dit: nn.Module, tau: float = ERG_TAU, l_min: int = 15, l_max: int = 20):
+    """Weaken the DiT's self/cross-attention queries of blocks 15–19 (the ERG unconditional pass)."""
+    with temperature_hooks(erg_diffusion_modules(dit, l_min, l_max), tau) as n:
+        yield n
+
+
+@contextmanager
+def erg_lyric(dit: nn.Module, tau: float = ERG_TAU, l_min: int = 4, l_max: int = 6):
+    """Weaken the lyric Conformer's queries of layers 4–5 (the ERG null encoder states)."""
+    with temperature_hooks(erg_lyric_modules(dit, l_min, l_max), tau) as n:
+        yield n
+
+
+@contextmanager
+def erg_text(text_encoder: nn.Module, tau: float = ERG_TAU, l_min: int = 8, l_max: int = 10):
+    """Weaken UMT5 self-attention queries of blocks 8–9 (the ERG "tag" null text embedding)."""
+    with temperature_hooks(erg_text_modules(text_encoder, l_min, l_max), tau) as n:
+        yield n
+
+
+__all__ = [
+    "ERG_TAU", "erg_diffusion", "erg_diffusion_modules", "erg_lyric", "erg_lyric_modules",
+    "erg_text", "erg_text_modules", "temperature_hooks",
+]
