@@ -26,6 +26,9 @@ EXIT_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 REAL_WEIGHTS_URL = "https://huggingface.co/Comfy-Org/ACE-Step_ComfyUI_repackaged/blob/main/all_in_one/ace_step_v1_3.5b.safetensors"
+REAL_WEIGHTS_V15_URL = ("https://huggingface.co/Comfy-Org/ace_step_1.5_ComfyUI_files/blob/main/checkpoints/"
+                        "ace_step_1.5_turbo_aio.safetensors")
+DEMO_FAMILIES = {"v1": "ace_v1", "v15": "ace_v15"}
 DEMO_TAGS = "pop, piano, upbeat"
 DEMO_NOTICE = (
     "DEMO MODE: running the whole pipeline on a tiny RANDOM model written to a temporary folder.\n"
@@ -33,23 +36,35 @@ DEMO_NOTICE = (
 )
 
 
-def _bool_flag(parser: argparse.ArgumentParser, name: str, default: bool, help_text: str) -> None:
+def _bool_flag(parser, name: str, help_text: str) -> None:
+    """``--name`` / ``--no-name``; unset (None) means the model family's default."""
     dest = name.replace("-", "_")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument(f"--{name}", dest=dest, action="store_true", help=f"{help_text} (default: {'on' if default else 'off'})")
+    group.add_argument(f"--{name}", dest=dest, action="store_true", help=f"{help_text} (default: the family's)")
     group.add_argument(f"--no-{name}", dest=dest, action="store_false", help=f"turn off {name}")
-    parser.set_defaults(**{dest: default})
+    parser.set_defaults(**{dest: None})
 
 
-def _common(parser: argparse.ArgumentParser, default_steps: int = 60) -> None:
-    from .v1.pipeline import GUIDANCE_TYPES, LANGUAGES, SAMPLERS, SamplerSettings
+# Options that only one family takes: given for the other, they are refused by name.
+V1_SAMPLER_OPTIONS = ("sampler", "omega", "guidance_interval", "guidance_interval_decay", "min_guidance_scale",
+                      "guidance_scale_text", "guidance_scale_lyric", "erg_tag", "erg_lyric", "erg_diffusion")
+V15_SAMPLER_OPTIONS = ("cfg_interval_start", "cfg_interval_end", "method", "dcw")
+SHARED_SAMPLER_OPTIONS = ("steps", "guidance_scale", "guidance_type", "shift")
+V1_TEXT_OPTIONS = ("lyrics_strength", "lyrics_vocab")
+V15_TEXT_OPTIONS = ("bpm", "keyscale", "timesignature")
 
-    d = SamplerSettings()
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    from .v1.pipeline import SAMPLERS
+
     io = parser.add_argument_group("model and output")
-    io.add_argument("--checkpoint", help="ACE-Step v1 checkpoint: ComfyUI's ace_step_v1_3.5b.safetensors or the "
-                                         "official ACE-Step-v1-3.5B folder")
-    io.add_argument("--demo", action="store_true", help="use a tiny random model instead of --checkpoint "
-                                                        "(no download needed; the output is noise)")
+    io.add_argument("--checkpoint", help="the model: ACE-Step 1.5 (ComfyUI's ace_step_1.5_turbo_aio.safetensors, a "
+                                         "split diffusion_models/acestep_v1.5_*.safetensors, or the official "
+                                         "checkpoints folder) or ACE-Step v1 (ace_step_v1_3.5b.safetensors or the "
+                                         "official ACE-Step-v1-3.5B folder); the family is recognised from the file")
+    io.add_argument("--demo", nargs="?", const="v1", choices=list(DEMO_FAMILIES), default=None,
+                    help="use a tiny random model instead of --checkpoint: '--demo' or '--demo v1' for ACE-Step v1, "
+                         "'--demo v15' for ACE-Step 1.5 (no download needed; the output is noise)")
     io.add_argument("--out", required=True, help="output file: .wav, .flac, .mp3 or .ogg")
     io.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
                     help="weight precision (auto: bf16 on a capable GPU, else fp32)")
@@ -57,49 +72,61 @@ def _common(parser: argparse.ArgumentParser, default_steps: int = 60) -> None:
     io.add_argument("--quiet", action="store_true", help="no progress display")
 
     text = parser.add_argument_group("prompt")
-    text.add_argument("--tags", default="", help="comma-separated style tags, e.g. 'pop, piano, female vocals'")
+    text.add_argument("--tags", "--caption", dest="tags", default="",
+                      help="the style: comma-separated tags (v1) or a caption (1.5), e.g. 'pop, piano, female vocals'")
     lyr = text.add_mutually_exclusive_group()
     lyr.add_argument("--lyrics", metavar="FILE", help="a UTF-8 text file with the lyrics ([verse], [chorus] ... tags)")
     lyr.add_argument("--lyrics-text", metavar="TEXT", help="the lyrics given inline (use \\n for new lines)")
-    text.add_argument("--lyrics-strength", type=float, default=1.0, help="lyric conditioning strength (default 1.0)")
-    text.add_argument("--language", default="auto", choices=list(LANGUAGES),
-                      help="lyric language (auto: detected per line)")
+    text.add_argument("--language", default=None,
+                      help="lyric language: v1 'auto' (detected per line, default) or a code; 1.5 one of its 50 "
+                           "language codes or 'unknown' (default)")
+    text.add_argument("--lyrics-strength", type=float, default=None, help="v1: lyric conditioning strength (default 1.0)")
     text.add_argument("--lyrics-vocab", metavar="FILE",
-                      help="the v1 lyric vocabulary vocab.json (default: $ACEFORGE_LYRICS_VOCAB, then ComfyUI's "
+                      help="v1: the lyric vocabulary vocab.json (default: $ACEFORGE_LYRICS_VOCAB, then ComfyUI's "
                            "comfy/text_encoders/ace_lyrics_tokenizer/vocab.json)")
+    text.add_argument("--bpm", type=int, default=None, help="1.5: tempo, 30-300 (default: N/A, the model decides)")
+    text.add_argument("--key", dest="keyscale", default=None, help="1.5: key and scale, e.g. 'C major', 'F# minor'")
+    text.add_argument("--time-signature", dest="timesignature", default=None, help="1.5: 2, 3, 4 or 6 (e.g. 4 = 4/4)")
 
-    s = parser.add_argument_group("sampler (defaults: the official ACE-Step v1 settings)")
+    s = parser.add_argument_group("sampler (defaults: the official settings of the loaded model)")
     s.add_argument("--seed", type=int, default=0, help="noise seed; batch item k draws its noise from seed + k")
-    s.add_argument("--steps", type=int, default=default_steps, help=f"diffusion steps (default {default_steps})")
-    s.add_argument("--guidance-scale", type=float, default=d.guidance_scale)
-    s.add_argument("--sampler", default=d.sampler, help=f"one of {', '.join(SAMPLERS)}")
-    s.add_argument("--guidance-type", default=d.guidance_type, help=f"one of {', '.join(GUIDANCE_TYPES)}")
-    s.add_argument("--shift", type=float, default=d.shift)
-    s.add_argument("--omega", type=float, default=d.omega, help="granularity scale")
-    s.add_argument("--guidance-interval", type=float, default=d.guidance_interval)
-    s.add_argument("--guidance-interval-decay", type=float, default=d.guidance_interval_decay)
-    s.add_argument("--min-guidance-scale", type=float, default=d.min_guidance_scale)
-    s.add_argument("--guidance-scale-text", type=float, default=d.guidance_scale_text)
-    s.add_argument("--guidance-scale-lyric", type=float, default=d.guidance_scale_lyric)
-    _bool_flag(s, "erg-tag", d.erg_tag, "ERG on the tags")
-    _bool_flag(s, "erg-lyric", d.erg_lyric, "ERG on the lyrics")
-    _bool_flag(s, "erg-diffusion", d.erg_diffusion, "ERG in the diffusion model")
+    s.add_argument("--steps", type=int, default=None, help="diffusion steps (v1 60; 1.5 turbo 8 (1-20), base 32, sft 50)")
+    s.add_argument("--guidance-scale", type=float, default=None, help="v1 15; 1.5 base/sft 7 (turbo takes none)")
+    s.add_argument("--guidance-type", default=None, help="v1: apg, cfg, cfg_star; 1.5 base/sft: apg, cfg")
+    s.add_argument("--shift", type=float, default=None, help="timestep shift (v1 3; 1.5 3)")
+    s.add_argument("--sampler", default=None, help=f"v1: one of {', '.join(SAMPLERS)}")
+    s.add_argument("--omega", type=float, default=None, help="v1: granularity scale")
+    s.add_argument("--guidance-interval", type=float, default=None, help="v1")
+    s.add_argument("--guidance-interval-decay", type=float, default=None, help="v1")
+    s.add_argument("--min-guidance-scale", type=float, default=None, help="v1")
+    s.add_argument("--guidance-scale-text", type=float, default=None, help="v1")
+    s.add_argument("--guidance-scale-lyric", type=float, default=None, help="v1")
+    _bool_flag(s, "erg-tag", "v1: ERG on the tags")
+    _bool_flag(s, "erg-lyric", "v1: ERG on the lyrics")
+    _bool_flag(s, "erg-diffusion", "v1: ERG in the diffusion model")
+    s.add_argument("--method", default=None, help="1.5: ode (Euler, default) or sde")
+    s.add_argument("--cfg-interval-start", type=float, default=None, help="1.5 base/sft: guidance from t (default 0)")
+    s.add_argument("--cfg-interval-end", type=float, default=None, help="1.5 base/sft: guidance until t (default 1)")
+    _bool_flag(s, "dcw", "1.5: the DCW wavelet correction after each step (on for turbo, off for base/sft)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ace_core",
-        description="ACE-Step v1 music generation (AceForge core). Output format follows --out's extension.",
+        description="ACE-Step 1.5 and v1 music generation (AceForge core); the model family follows --checkpoint. "
+                    "Output format follows --out's extension.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     gen = sub.add_parser("generate", help="text to audio: tags + lyrics -> a song",
-                         description="Generate a song from style tags and lyrics.")
+                         description="Generate a song from style tags (or a caption) and lyrics.")
     _common(gen)
-    gen.add_argument("--seconds", type=float, default=60.0, help="length in seconds, up to 240 (default 60)")
-    gen.add_argument("--batch-size", type=int, default=1, help="songs to generate (written as NAME_1.ext, NAME_2.ext ...)")
+    gen.add_argument("--seconds", type=float, default=60.0,
+                     help="length in seconds: v1 up to 240, 1.5 10-600 (default 60)")
+    gen.add_argument("--batch-size", type=int, default=1,
+                     help="songs to generate, 1.5 up to 8 (written as NAME_1.ext, NAME_2.ext ...)")
 
     a2a = sub.add_parser("audio2audio", help="audio to audio: re-generate an input song in a new style",
-                         description="Re-generate an existing song (wav, flac, mp3, ogg; at most 240 s).")
+                         description="Re-generate an existing song (wav, flac, mp3, ogg; at most 240 s for v1, 600 s for 1.5).")
     _common(a2a)
     a2a.add_argument("--input", required=True, help="the source audio file")
     a2a.add_argument("--denoise", type=float, default=0.5,
@@ -230,14 +257,17 @@ def _say(msg: str, quiet: bool = False) -> None:
         print(msg, file=sys.stderr)
 
 
-def _real_command(argv: Sequence[str]) -> str:
-    """The user's command with --demo replaced by a --checkpoint for the real weights."""
+def _real_command(argv: Sequence[str], family: str = "v1") -> str:
+    """The user's command with ``--demo [v1|v15]`` replaced by a --checkpoint for the real weights."""
     out, skip = [], False
-    for arg in argv:
+    for k, arg in enumerate(argv):
         if skip:
             skip = False
             continue
         if arg == "--demo":
+            skip = k + 1 < len(argv) and argv[k + 1] in DEMO_FAMILIES
+            continue
+        if arg.startswith("--demo="):
             continue
         if arg == "--checkpoint":
             skip = True
@@ -245,7 +275,8 @@ def _real_command(argv: Sequence[str]) -> str:
         if arg.startswith("--checkpoint="):
             continue
         out.append(arg)
-    cmd = ["python", "-m", "ace_core", *out, "--checkpoint", "/path/to/ace_step_v1_3.5b.safetensors"]
+    weights = "ace_step_1.5_turbo_aio.safetensors" if family == "v15" else "ace_step_v1_3.5b.safetensors"
+    cmd = ["python", "-m", "ace_core", *out, "--checkpoint", f"/path/to/{weights}"]
     return " ".join(shlex.quote(a) for a in cmd)
 
 
@@ -257,8 +288,9 @@ def _checkpoint(args) -> Optional[Path]:
         return None
     if not args.checkpoint:
         raise InputError(
-            "--checkpoint: no model given. Download ace_step_v1_3.5b.safetensors "
-            f"({REAL_WEIGHTS_URL}) and pass its path, or try --demo (tiny random model, noise output)"
+            "--checkpoint: no model given. Download ACE-Step 1.5 (ace_step_1.5_turbo_aio.safetensors, "
+            f"{REAL_WEIGHTS_V15_URL}) or v1 (ace_step_v1_3.5b.safetensors, {REAL_WEIGHTS_URL}) and pass its "
+            "path, or try --demo v15 / --demo (tiny random model, noise output)"
         )
     path = Path(args.checkpoint)
     if not path.exists():
@@ -266,56 +298,90 @@ def _checkpoint(args) -> Optional[Path]:
     return path
 
 
-def _adapter(path: Optional[Path]):
-    """The family adapter of the checkpoint, from its safetensors headers (the demo model is a tiny v1)."""
+def _adapter(path: Optional[Path], demo: Optional[str] = None):
+    """The family adapter of the checkpoint, from its safetensors headers (or of the demo family)."""
     from .family import adapter_for, adapter_for_path
-    from .loading.recognise import ACE_V1
 
-    return adapter_for(ACE_V1) if path is None else adapter_for_path(path)
+    return adapter_for(DEMO_FAMILIES[demo or "v1"]) if path is None else adapter_for_path(path)
+
+
+def _write_demo_checkpoint(family: str, tmp: str) -> Path:
+    """A tiny random model of ``family`` in ComfyUI's all-in-one layout (loaded like a real one)."""
+    if family == "ace_v15":
+        from .v15.bundle import save_v15_all_in_one, tiny_v15_bundle
+
+        path = Path(tmp) / "aceforge_demo_tiny_v15.safetensors"
+        save_v15_all_in_one(tiny_v15_bundle(seed=0), path)
+        return path
+    from .v1.testing import write_tiny_checkpoint
+
+    path = Path(tmp) / "aceforge_demo_tiny.safetensors"
+    write_tiny_checkpoint(path, layout="comfy", seed=0)
+    return path
 
 
 def _load(adapter, path: Optional[Path], args, device, dtype, tmp: str):
     if path is None:  # --demo
-        from .v1.testing import write_tiny_checkpoint
-
-        path = Path(tmp) / "aceforge_demo_tiny.safetensors"
-        write_tiny_checkpoint(path, layout="comfy", seed=0)
+        path = _write_demo_checkpoint(adapter.family, tmp)
     return adapter.load(path, dtype=dtype, device=device, progress=_progress("loading  ", args.quiet))
+
+
+def _given(args, names: Sequence[str]) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def _family_options(adapter, args) -> tuple[dict, dict]:
+    """(sampler options, text options) the user gave, refused by name where the family has no use for them."""
+    from .errors import InputError
+    from .loading.recognise import ACE_V1
+
+    v1 = adapter.family == ACE_V1
+    foreign = _given(args, V15_SAMPLER_OPTIONS + V15_TEXT_OPTIONS if v1 else V1_SAMPLER_OPTIONS + V1_TEXT_OPTIONS)
+    if foreign:
+        flags = ", ".join("--" + {"keyscale": "key", "timesignature": "time-signature"}.get(n, n).replace("_", "-")
+                          for n in foreign)
+        raise InputError(f"{flags}: not an option of {adapter.title} (the loaded model); see --help for which "
+                         f"options apply to which family")
+    sampler = _given(args, SHARED_SAMPLER_OPTIONS + (V1_SAMPLER_OPTIONS if v1 else V15_SAMPLER_OPTIONS))
+    text = _given(args, ("language",) + (("lyrics_strength",) if v1 else V15_TEXT_OPTIONS))
+    return sampler, text
 
 
 def run(args, argv: Sequence[str]) -> list[Path]:
     """Execute a parsed command; returns the files written."""
     from .audio.io import load_audio, save_audio
+    from .errors import InputError
+    from .loading.recognise import ACE_V1
     from .validation import validate_audio, validate_range, validate_text
 
     checkpoint = _checkpoint(args)
-    adapter = _adapter(checkpoint)
-    settings = adapter.sampler_settings(dict(
-        steps=args.steps, guidance_scale=args.guidance_scale, sampler=args.sampler, shift=args.shift,
-        omega=args.omega, guidance_type=args.guidance_type, guidance_interval=args.guidance_interval,
-        guidance_interval_decay=args.guidance_interval_decay, min_guidance_scale=args.min_guidance_scale,
-        guidance_scale_text=args.guidance_scale_text, guidance_scale_lyric=args.guidance_scale_lyric,
-        erg_tag=args.erg_tag, erg_lyric=args.erg_lyric, erg_diffusion=args.erg_diffusion,
-    ))
+    adapter = _adapter(checkpoint, args.demo)
+    v1 = adapter.family == ACE_V1
+    sampler_options, text_options = _family_options(adapter, args)
+    settings = adapter.sampler_settings(sampler_options)
     lyrics = _read_lyrics(args)
     if args.demo and not args.tags.strip() and not lyrics.strip():
         args.tags = DEMO_TAGS
     validate_text(args.tags, lyrics)
-    vocab = _lyrics_vocab(args, lyrics)
-    validate_range(args.lyrics_strength, 0.0, 10.0, "--lyrics-strength")
+    vocab = _lyrics_vocab(args, lyrics) if v1 else None
+    if v1:
+        validate_range(text_options.get("lyrics_strength", 1.0), 0.0, 10.0, "--lyrics-strength")
+    adapter.check_text(args.tags, lyrics, **text_options)
     source = None
     if args.command == "generate":
         batch = validate_range(args.batch_size, 1, 64, "--batch-size", integer=True)
         latent = adapter.empty_latent(args.seconds, batch, "--seconds")
+        if not v1:
+            text_options["duration"] = args.seconds  # the metadata states the length asked for
         denoise = 1.0
     else:
         validate_range(args.denoise, 0.0, 1.0, "--denoise")
         if args.denoise <= 0.0:
-            from .errors import InputError
-
             raise InputError("--denoise: must be above 0 (0 would return the input unchanged); allowed (0, 1]")
         waveform, rate = load_audio(args.input, "--input")
         source = validate_audio(waveform, rate, adapter.latent, "--input")
+        if not v1:
+            text_options["duration"] = source.shape[-1] / rate
         batch, denoise = 1, args.denoise
     outputs = _outputs(args.out, batch)
     device = _device(args.device)
@@ -327,11 +393,12 @@ def run(args, argv: Sequence[str]) -> list[Path]:
         _say(f"loading model ({'demo' if args.demo else args.checkpoint}) on {device}, {str(dtype).replace('torch.', '')}",
              args.quiet)
         model = _load(adapter, checkpoint, args, device, dtype, tmp)
-        if args.demo and lyrics and vocab is None:
-            _say(DEMO_VOCAB_NOTICE)
-            vocab = write_demo_lyrics_vocab(Path(tmp) / "demo_lyrics_vocab.json")
-        cond = adapter.encode_text(model, args.tags, lyrics, lyrics_strength=args.lyrics_strength,
-                                   language=args.language, lyrics_vocab=vocab)
+        if v1:
+            if args.demo and lyrics and vocab is None:
+                _say(DEMO_VOCAB_NOTICE)
+                vocab = write_demo_lyrics_vocab(Path(tmp) / "demo_lyrics_vocab.json")
+            text_options["lyrics_vocab"] = vocab
+        cond = adapter.encode_text(model, args.tags, lyrics, **text_options)
         if source is not None:
             latent = adapter.encode_audio(model, {"waveform": source, "sample_rate": rate},
                                           progress=_progress("encoding ", args.quiet))
@@ -346,8 +413,10 @@ def run(args, argv: Sequence[str]) -> list[Path]:
         written.append(save_audio(path, waveform[k], out_rate, "--out"))
         _say(f"wrote {path} ({waveform.shape[-1] / out_rate:.1f} s, stereo, {out_rate} Hz)", args.quiet)
     if args.demo:
-        _say("\n" + DEMO_NOTICE.splitlines()[1] + "\nFor real music, download ACE-Step v1 "
-             f"({REAL_WEIGHTS_URL}) and run:\n  {_real_command(argv)}")
+        family = "v1" if v1 else "v15"
+        url = REAL_WEIGHTS_URL if v1 else REAL_WEIGHTS_V15_URL
+        _say("\n" + DEMO_NOTICE.splitlines()[1] + f"\nFor real music, download {adapter.title} "
+             f"({url}) and run:\n  {_real_command(argv, family)}")
     return written
 
 

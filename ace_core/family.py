@@ -15,7 +15,7 @@ from typing import Callable, Mapping, Optional, Protocol, Sequence, Union, runti
 
 from .errors import CheckpointError, InputError
 from .latent_spec import LatentSpec
-from .loading.recognise import ACE_V1, recognise_file
+from .loading.recognise import ACE_V1, ACE_V15, recognise_file
 from .progress import ProgressHook
 
 TASKS = ("text2music", "audio2audio", "repaint", "extend", "retake", "flowedit")
@@ -26,6 +26,7 @@ Prepare = Optional[Callable[[str], None]]
 
 ADAPTERS = {
     ACE_V1: ".v1.adapter",
+    ACE_V15: ".v15.adapter",
 }
 """family -> module (relative to ``ace_core``) whose ``ADAPTER`` implements :class:`FamilyAdapter`."""
 
@@ -50,6 +51,9 @@ class FamilyAdapter(Protocol):
 
     def sampler_settings(self, options: Optional[Mapping] = None):
         """The family's sampler settings from keyword options (validated; InputError naming the option)."""
+
+    def check_text(self, tags: str, lyrics: str, **options) -> None:
+        """Validate the text fields without a model (InputError naming the field)."""
 
     def encode_text(self, model, tags: str, lyrics: str, **options):
         """Tags and lyrics -> the family's conditioning."""

@@ -11,6 +11,7 @@ from typing import Mapping, Optional
 
 from ..errors import InputError
 from ..progress import ProgressHook
+from ..validation import validate_choice, validate_range, validate_text
 from . import edit_pipeline, loader, pipeline
 from .latent import LATENT, LATENT_FAMILY, SAMPLE_RATE, latent_dict, latent_samples
 
@@ -40,6 +41,12 @@ class AceStepV1Adapter:
         if isinstance(options, pipeline.SamplerSettings):
             return options.validate()
         return pipeline.SamplerSettings.from_kwargs(**dict(options or {}))
+
+    def check_text(self, tags: str, lyrics: str, **options) -> None:
+        """Validate the text fields before anything is loaded (InputError naming the field)."""
+        validate_text(tags or "", lyrics or "")
+        validate_choice(options.get("language", "auto"), pipeline.LANGUAGES, "language")
+        validate_range(options.get("lyrics_strength", 1.0), 0.0, 10.0, "lyrics_strength")
 
     def encode_text(self, model, tags: str, lyrics: str, **options) -> pipeline.TextConditioning:
         """Options: ``lyrics_strength``, ``language``, ``lyrics_vocab``, ``vocab_dirs``."""

@@ -74,14 +74,21 @@ class AceStep15Adapter:
                              f"known: {', '.join(sorted(known))}")
         return pipeline.SamplerSettings15(**dict(options or {}))
 
-    def encode_text(self, model, tags: str, lyrics: str, **options) -> pipeline.TextConditioning15:
-        """Tags/caption and lyrics plus the 1.5 metadata (bpm, keyscale, timesignature, language,
-        duration, task, track_name, complete_track_classes, instruction), each optional."""
+    def check_text(self, tags: str, lyrics: str, **options) -> None:
+        """Validate the text fields before anything is loaded (InputError naming the field)."""
+        self._fields(tags, lyrics, options).prompts()
+
+    def _fields(self, tags: str, lyrics: str, options: Mapping) -> pipeline.SongFields:
         unknown = set(options) - set(TEXT_OPTIONS)
         if unknown:
             raise InputError(f"text options: unknown option(s) {', '.join(sorted(unknown))} for ACE-Step 1.5; "
                              f"known: {', '.join(TEXT_OPTIONS)}")
-        fields = pipeline.SongFields(caption=tags or "", lyrics=lyrics or "", **options)
+        return pipeline.SongFields(caption=tags or "", lyrics=lyrics or "", **options)
+
+    def encode_text(self, model, tags: str, lyrics: str, **options) -> pipeline.TextConditioning15:
+        """Tags/caption and lyrics plus the 1.5 metadata (bpm, keyscale, timesignature, language,
+        duration, task, track_name, complete_track_classes, instruction), each optional."""
+        fields = self._fields(tags, lyrics, options)
         return pipeline.encode_text(model.text_encoder, model.text_tokenizer, [fields])
 
     def empty_latent(self, seconds: float, batch: int = 1, name: str = "seconds") -> dict:
