@@ -130,6 +130,8 @@ def test_t5_is_told_from_umt5():
     ("acestep_v1.5_turbo.safetensors", None, "turbo"),
     ("acestep_v1.5_xl_sft_bf16.safetensors", None, "sft"),
     ("acestep-v15-base/model.safetensors", None, "base"),
+    ("acestep-v15-base-sft-fix-inst/model.safetensors", None, "sft"),
+    ("acestep-v15-turbo-shift3/model.safetensors", None, "turbo"),
     ("acestep-v15-x/model.safetensors", {"is_turbo": True}, "turbo"),
     ("acestep-v15-x/model.safetensors", {"is_turbo": False, "model_version": "sft"}, "sft"),
     ("acestep-v15-x/model.safetensors", {"is_turbo": False}, None),

@@ -14,7 +14,8 @@ from ace_core.audio.mel import MelConfig, linear_spectrogram, log_mel, melscale_
 from ace_core.audio.resample import resample, resampled_length
 from ace_core.errors import InputError
 from ace_core.v1.dcae import DCAEConfig
-from ace_core.v1.music_vae import DecodeWindows, MusicVAE, stereo_downmix_matrix, to_stereo
+from ace_core.audio.channels import stereo_downmix_matrix, to_stereo
+from ace_core.v1.music_vae import DecodeWindows, MusicVAE
 from ace_core.v1.vocoder import OPTIONAL_KEYS, ADaMoSHiFiGAN, VocoderConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

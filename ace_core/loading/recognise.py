@@ -32,6 +32,8 @@ ACE_FAMILIES = (ACE_V1, ACE_V15)
 QWEN3_TEXT_VOCAB = 151669
 """Rows of Qwen3's own vocabulary; the 5 Hz LMs add audio-code rows after it."""
 FLAVOURS = ("turbo", "base", "sft")
+_NAME_HINT_ORDER = ("sft", "turbo", "base")
+"""File names are read most specific first: ``acestep-v15-base-sft-fix-inst`` is an sft model."""
 
 Shapes = Mapping[str, tuple]
 
@@ -289,7 +291,7 @@ def flavour_hint(path: Union[str, Path], config: Optional[dict] = None) -> Optio
     names = [path.stem.lower()] + ([path.parent.name.lower()] if path.is_file() or path.suffix else [])
     for name in names:
         words = set(re.split(r"[^a-z0-9]+", name))
-        for flavour in FLAVOURS:
+        for flavour in _NAME_HINT_ORDER:
             if flavour in words:
                 return flavour
     return None

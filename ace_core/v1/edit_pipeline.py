@@ -472,7 +472,7 @@ def decode_and_splice(bundle, latent: dict, progress: Optional[ProgressHook] = N
     rate and L the full edited length; otherwise 44.1 kHz and ``T * 4096`` samples. Only the
     regenerated frames plus ``margin_frames`` (and the crossfade) on each side are decoded.
     """
-    from .music_vae import to_stereo
+    from ..audio.channels import to_stereo
 
     vae = bundle.vae
     if not is_edit_latent(latent):

@@ -20,7 +20,8 @@ Flow (as upstream's handler and ``generate_audio``):
 6. **Waveform splice** (:func:`waveform_splice`), after decoding: the source waveform replaces
    the decoded audio outside the region, with a linear crossfade of ``wav_crossfade_sec`` on
    the kept side. Skipped in ``aggressive`` mode. This is the 1.5-exact splice (ramps
-   ``linspace(0,1,n+2)[1:-1]``, per-item ranges); v1's :mod:`..v1.seams` uses other ramps.
+   ``linspace(0,1,n+2)[1:-1]``, per-item ranges); the family-neutral
+   :mod:`ace_core.editing.seams` (used by v1) ramps differently.
 
 Mode presets (:func:`resolve_repaint_config`): conservative = (1.0, 25, 0.05 s), aggressive =
 (0, 0, 0), balanced = (1−s, round(25·(1−s)), 0.05·(1−s)) with s = strength clamped to [0, 1].

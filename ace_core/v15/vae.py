@@ -31,7 +31,7 @@ from torch import nn
 from ..audio.resample import check_rate, resample
 from ..errors import InputError
 from ..progress import ProgressHook, report
-from ..v1.music_vae import to_stereo
+from ..audio.channels import to_stereo
 from .oobleck import STD_FLOOR, OobleckConfig, OobleckVAE, fused_weight_norm
 
 __all__ = ["MusicVAE15", "VAEWindows15", "plan_windows"]
