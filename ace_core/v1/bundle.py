@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
+
+from ..model_bundle import ModuleBundle
 
 __all__ = ["AceStepV1"]
 
 
 @dataclass
-class AceStepV1:
+class AceStepV1(ModuleBundle):
     """ACE-Step v1 (3.5B) as loaded by :func:`ace_core.v1.loader.load_v1`.
 
     dit: :class:`~ace_core.v1.dit.AceStepDiT` (latent (B, 8, 16, T) denoiser + lyric encoder);
@@ -41,22 +43,3 @@ class AceStepV1:
     def modules(self) -> dict:
         """The three weight-holding modules by role."""
         return {"dit": self.dit, "text_encoder": self.text_encoder, "vae": self.vae}
-
-    def to(self, device=None, dtype: Optional[torch.dtype] = None) -> "AceStepV1":
-        """Move (and optionally cast) every module in place; returns self."""
-        for m in self.modules().values():
-            if dtype is not None:
-                m.to(device=device, dtype=dtype)
-            else:
-                m.to(device=device)
-        if dtype is not None:
-            self.dtype = dtype
-        return self
-
-    def parameter_bytes(self) -> int:
-        """Bytes held by parameters and buffers of all modules."""
-        total = 0
-        for m in self.modules().values():
-            total += sum(p.numel() * p.element_size() for p in m.parameters())
-            total += sum(b.numel() * b.element_size() for b in m.buffers())
-        return total

@@ -18,14 +18,14 @@ families by name), :func:`detect_v1` resolves a path to a :class:`V1Layout` or r
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
 from ..errors import CheckpointError
-from ..loading.keys import bare_keys, summarize_keys
-from ..loading.recognise import ACE_V1, TABLE, recognise
+from ..loading.json_files import read_json_object
+from ..loading.keys import bare_keys, listing, summarize_keys
+from ..loading.recognise import ACE_V1, TABLE, missing_markers, recognise
 from ..loading.safetensors_io import NON_SAFETENSORS, SafetensorsHeader, read_header
 
 __all__ = [
@@ -140,18 +140,6 @@ def _foreign_error(path: Path, ident: FileIdentity, header: SafetensorsHeader) -
     )
 
 
-def _read_json(path: Path) -> Optional[dict]:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable config.json: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: config.json is not a JSON object")
-    return data
-
-
 def _official_root(path: Path) -> Optional[Path]:
     """The official root for a root folder, a component folder or a component file; else None."""
     folders = {Path(f).parts[0] for f in OFFICIAL_FILES.values()}
@@ -190,7 +178,7 @@ def _detect_official(root: Path) -> V1Layout:
                 f"({summarize_keys(header.tensors)})"
             )
         components[comp] = ComponentSource(
-            comp, file, ident.components[comp], header, _read_json(file.parent / "config.json")
+            comp, file, ident.components[comp], header, read_json_object(file.parent / "config.json")
         )
     if missing:
         raise CheckpointError(
@@ -214,7 +202,11 @@ def _detect_file(path: Path) -> V1Layout:
         ignored = {k: r for k, r in COMFY_IGNORED_KEYS.items() if k in header.tensors}
         return V1Layout(kind="comfy", root=path, components=comps, spiece=(header, COMFY_SPIECE_KEY),
                         ignored=ignored, headers=[header])
-    missing = [COMPONENT_TITLES[c] for c in COMPONENTS if c not in found]
+    missing = []
+    for c in COMPONENTS:
+        if c not in found:  # a component lacking only some of its keys is reported by those keys
+            keys = missing_markers(header.tensors, ACE_V1, c)
+            missing.append(COMPONENT_TITLES[c] + (f" (missing {len(keys)} keys: {listing(keys)})" if keys else ""))
     if COMFY_SPIECE_KEY not in header.tensors and set(found) == set(COMPONENTS):
         missing.append(f"the UMT5 tokenizer ('{COMFY_SPIECE_KEY}')")
     raise CheckpointError(

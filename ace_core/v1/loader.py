@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, InputError
+from ..loading.json_files import embedded_config
 from ..loading.keys import count_indices, listing, match_state_keys, rename_weight_norm
 from ..loading.safetensors_io import read_tensor, write_safetensors
 from ..loading.streaming import check_float_dtype, default_dtype, materialize_buffers, stream_into
@@ -265,16 +266,7 @@ def infer_config_from_shapes(component: str, shapes: Mapping[str, tuple]) -> dic
 
 
 def _embedded_configs(layout: V1Layout) -> dict:
-    for header in layout.headers:
-        raw = header.metadata.get(CONFIG_METADATA_KEY)
-        if raw:
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise CheckpointError(f"{header.path}: unreadable '{CONFIG_METADATA_KEY}' metadata: {exc}") from exc
-            if isinstance(data, dict):
-                return data
-    return {}
+    return embedded_config(layout.headers, CONFIG_METADATA_KEY)
 
 
 def infer_configs(layout: V1Layout) -> dict:

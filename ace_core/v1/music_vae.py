@@ -27,7 +27,6 @@ the ComfyUI all-in-one ``vae.`` layout minus its prefix.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..loading.safetensors_io import write_safetensors
+from ..model_bundle import ModuleBundle
 from .config import AceStep15Config
 from .layouts import (
     AIO_LM_PREFIX,
@@ -83,7 +84,7 @@ class V15Variant:
 
 
 @dataclass
-class AceStep15Bundle:
+class AceStep15Bundle(ModuleBundle):
     """ACE-Step 1.5 as loaded by :func:`~.loader.load_v15`.
 
     model: :class:`~.model.AceStep15Model` (decoder = DiT, condition encoder, FSQ tokenizer,
@@ -124,22 +125,6 @@ class AceStep15Bundle:
     def silence(self, frames: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
         """[1, frames, 64] silence latent (the loaded one tiled, or the built-in pattern)."""
         return silence_latent(frames, source=self.silence_latent, dtype=dtype, device=device)
-
-    def to(self, device=None, dtype: Optional[torch.dtype] = None) -> "AceStep15Bundle":
-        """Move (and optionally cast) every module in place; returns self."""
-        for m in self.modules().values():
-            if dtype is not None:
-                m.to(device=device, dtype=dtype)
-            else:
-                m.to(device=device)
-        if dtype is not None:
-            self.dtype = dtype
-        return self
-
-    def parameter_bytes(self) -> int:
-        """Bytes held by parameters and buffers of all modules."""
-        return sum(t.numel() * t.element_size() for m in self.modules().values()
-                   for t in list(m.parameters()) + list(m.buffers()))
 
 
 # --------------------------------------------------------------------------------------------

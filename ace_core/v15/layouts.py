@@ -34,13 +34,13 @@ where base settings on a turbo model would silently cost 50 steps with CFG.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from ..errors import CheckpointError
+from ..loading.json_files import embedded_config as read_embedded, read_json_object
 from ..loading.keys import bare_keys, listing, summarize_keys
 from ..loading.recognise import ACE_V1, ACE_V15, Recognition, flavour_hint, recognise
 from ..loading.safetensors_io import NON_SAFETENSORS, SafetensorsHeader, TensorInfo, read_header
@@ -50,7 +50,7 @@ __all__ = [
     "AIO_PREFIXES", "AIO_LM_PREFIX", "SPLIT_FOLDERS", "SPLIT_FILES", "SPLIT_PREFIXES",
     "OFFICIAL_DIT_DIR", "OFFICIAL_DIRS", "OFFICIAL_FILES", "SILENCE_FILE", "SHARD_INDEX",
     "CONFIG_METADATA_KEY", "UNKNOWN_KIND_BEHAVES_AS", "PartSource", "V15Layout", "detect_v15",
-    "diffusers_to_comfy_vae_key", "embedded_config", "read_json", "tensor_info_as",
+    "diffusers_to_comfy_vae_key", "embedded_config", "tensor_info_as",
 ]
 
 PathLike = Union[str, Path]
@@ -224,30 +224,7 @@ def _expect_part(path: PathLike, headers, component: str, role: str = "") -> Par
 
 def embedded_config(headers: Sequence[SafetensorsHeader]) -> dict:
     """The configs (component -> dict) our writers put in the metadata, else {}."""
-    for h in headers:
-        raw = h.metadata.get(CONFIG_METADATA_KEY)
-        if raw:
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise CheckpointError(f"{h.path}: unreadable '{CONFIG_METADATA_KEY}' metadata: {exc}") from exc
-            if not isinstance(data, dict):
-                raise CheckpointError(f"{h.path}: '{CONFIG_METADATA_KEY}' metadata is not a JSON object")
-            return data
-    return {}
-
-
-def read_json(path: Path) -> Optional[dict]:
-    """A ``config.json`` as a dict (None when absent); CheckpointError naming it when unreadable."""
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return data
+    return read_embedded(headers, CONFIG_METADATA_KEY)
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,7 +239,7 @@ def _model_headers(folder: Path, name: str) -> Optional[tuple]:
     index = folder / (name + SHARD_INDEX)
     if not index.is_file():
         return None
-    data = read_json(index) or {}
+    data = read_json_object(index) or {}
     weight_map = data.get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise CheckpointError(f"{index}: no 'weight_map' in the shard index")
@@ -313,7 +290,7 @@ def _official_part(folder: Path, component: str) -> Optional[PartSource]:
     part = _expect_part(index or headers[0].path, headers, component)
     part.index_file = index
     part.folder = folder
-    part.config_json = read_json(folder / "config.json")
+    part.config_json = read_json_object(folder / "config.json")
     return part
 
 
@@ -513,7 +490,7 @@ def _override(path: PathLike, component: str, lms: list) -> tuple:
     else:
         part = _expect_part(path, (read_header(path),), component, role=role)
         folder = part.folder = path.parent
-    cfg = read_json(folder / "config.json")
+    cfg = read_json_object(folder / "config.json")
     part.config_json = cfg if cfg and _CONFIG_MARKERS[component] in cfg else None
     has_tokenizer = component == "text_encoder" and any((folder / f).is_file() for f in _TOKENIZER_FILES)
     return part, folder if has_tokenizer else None
