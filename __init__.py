@@ -5,6 +5,9 @@ and help pages in ``web/``.
 """
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .nodes.waveform_route import register as _register_routes
+
+_register_routes()  # GET /aceforge/waveform and /aceforge/latent_grid (a no-op outside ComfyUI)
 
 WEB_DIRECTORY = "./web"
 

@@ -16,7 +16,9 @@ exits with status 2 without writing anything.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -124,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="length in seconds: v1 up to 240, 1.5 10-600 (default 60)")
     gen.add_argument("--batch-size", type=int, default=1,
                      help="songs to generate, 1.5 up to 8 (written as NAME_1.ext, NAME_2.ext ...)")
+    from .v15.lm.cli import add_lm_options, add_write_parser
+
+    add_lm_options(gen)
+    add_write_parser(sub)
 
     a2a = sub.add_parser("audio2audio", help="audio to audio: re-generate an input song in a new style",
                          description="Re-generate an existing song (wav, flac, mp3, ogg; at most 240 s for v1, 600 s for 1.5).")
@@ -131,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     a2a.add_argument("--input", required=True, help="the source audio file")
     a2a.add_argument("--denoise", type=float, default=0.5,
                      help="how much to change, 0 < d <= 1 (official ref_audio_strength = 1 - d; default 0.5)")
+    from .comfy_client import add_queue_parser
+
+    add_queue_parser(sub)
     return parser
 
 
@@ -238,12 +247,22 @@ def _outputs(out: str, batch: int) -> list[Path]:
     from .errors import InputError
 
     path = Path(out)
+    if path.is_dir():
+        raise InputError(f"--out: {str(path)!r} is a folder; give a file name such as {str(path / 'song.flac')!r}")
     format_for(path, "--out")
     if not path.parent.is_dir():
         raise InputError(f"--out: the folder {str(path.parent)!r} does not exist")
-    if batch == 1:
-        return [path]
-    return [path.with_name(f"{path.stem}_{k + 1}{path.suffix}") for k in range(batch)]
+    try:  # checked before any compute: a read-only folder would fail only after the whole generation
+        fd, probe = tempfile.mkstemp(prefix=".aceforge-probe-", dir=str(path.parent))
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"--out: cannot write into the folder {str(path.parent)!r} ({exc.strerror or exc})") from None
+    paths = [path] if batch == 1 else [path.with_name(f"{path.stem}_{k + 1}{path.suffix}") for k in range(batch)]
+    for p in paths:
+        if p.is_dir():
+            raise InputError(f"--out: {str(p)!r} is a folder; give another file name")
+    return paths
 
 
 def _progress(label: str, quiet: bool):
@@ -362,7 +381,8 @@ def run(args, argv: Sequence[str]) -> list[Path]:
     lyrics = _read_lyrics(args)
     if args.demo and not args.tags.strip() and not lyrics.strip():
         args.tags = DEMO_TAGS
-    validate_text(args.tags, lyrics)
+    validate_text(args.tags, lyrics, "--tags")
+    validate_range(args.seed, 0, 2**64 - 1, "--seed", integer=True)
     vocab = _lyrics_vocab(args, lyrics) if v1 else None
     if v1:
         validate_range(text_options.get("lyrics_strength", 1.0), 0.0, 10.0, "--lyrics-strength")
@@ -375,10 +395,10 @@ def run(args, argv: Sequence[str]) -> list[Path]:
             text_options["duration"] = args.seconds  # the metadata states the length asked for
         denoise = 1.0
     else:
-        validate_range(args.denoise, 0.0, 1.0, "--denoise")
-        if args.denoise <= 0.0:
-            raise InputError("--denoise: must be above 0 (0 would return the input unchanged); allowed (0, 1]")
-        waveform, rate = load_audio(args.input, "--input")
+        if not 0.0 < validate_range(args.denoise, None, None, "--denoise") <= 1.0:
+            raise InputError(f"--denoise: {args.denoise!r} is outside the allowed range (0, 1] "
+                             "(0 would return the input unchanged)")
+        waveform, rate = load_audio(args.input, "--input", max_seconds=adapter.latent.max_seconds)
         source = validate_audio(waveform, rate, adapter.latent, "--input")
         if not v1:
             text_options["duration"] = source.shape[-1] / rate
@@ -398,7 +418,17 @@ def run(args, argv: Sequence[str]) -> list[Path]:
                 _say(DEMO_VOCAB_NOTICE)
                 vocab = write_demo_lyrics_vocab(Path(tmp) / "demo_lyrics_vocab.json")
             text_options["lyrics_vocab"] = vocab
+        codes = None
+        if getattr(args, "lm", None):
+            if v1:
+                raise InputError("--lm: the 5 Hz LM plans ACE-Step 1.5 songs; this checkpoint is ACE-Step v1")
+            from .v15.lm.cli import plan_with_lm
+
+            args.tags, lyrics, text_options, codes = plan_with_lm(model, args, args.tags, lyrics, text_options, batch,
+                                                                  device, dtype)
         cond = adapter.encode_text(model, args.tags, lyrics, **text_options)
+        if codes is not None:
+            cond.audio_codes = codes  # the DiT renders them as its cover hints
         if source is not None:
             latent = adapter.encode_audio(model, {"waveform": source, "sample_rate": rate},
                                           progress=_progress("encoding ", args.quiet))
@@ -420,13 +450,34 @@ def run(args, argv: Sequence[str]) -> list[Path]:
     return written
 
 
+def _terminate_as_interrupt():
+    """SIGTERM ends the run like Ctrl-C: temporary files (the --demo checkpoint) are removed.
+    Returns the previous handler (None where signals cannot be set: not the main thread)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from .errors import AceStepError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = _terminate_as_interrupt()
     try:
+        if args.command == "queue":  # a ComfyUI server runs it: nothing to load here
+            from .comfy_client import queue_main
+
+            return queue_main(args)
+        if args.command == "write":  # the 5 Hz LM alone
+            from .v15.lm.cli import write_main
+
+            return write_main(args)
         run(args, argv)
     except AceStepError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -434,6 +485,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; nothing was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

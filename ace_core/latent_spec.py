@@ -64,4 +64,34 @@ class LatentSpec:
                 and tuple(samples.shape[1:-1]) == tuple(self.frame_shape))
 
 
-__all__ = ["LatentSpec"]
+SOURCE_LENGTH_KEY = "aceforge_source_length"
+"""LATENT key: ``{"seconds": float, "frames": int}`` of the audio a latent was encoded from. Frames
+round the audio up to whole latent frames; the decode cuts the padding off again, so an
+audio-to-audio result is as long as its source (while the latent keeps that many frames)."""
+
+
+def with_source_length(latent: dict, samples: int, sample_rate: int) -> dict:
+    """``latent`` tagged with the length of the audio it encodes (``samples`` at ``sample_rate``)."""
+    frames = int(latent["samples"].shape[-1])
+    return {**latent, SOURCE_LENGTH_KEY: {"seconds": int(samples) / int(sample_rate), "frames": frames}}
+
+
+def keep_source_length(source: dict, out: dict) -> dict:
+    """``out`` (a sampled LATENT) with ``source``'s length tag when both have the same frames."""
+    length = source.get(SOURCE_LENGTH_KEY) if isinstance(source, dict) else None
+    if isinstance(length, dict) and int(out["samples"].shape[-1]) == length.get("frames"):
+        out = {**out, SOURCE_LENGTH_KEY: dict(length)}
+    return out
+
+
+def trim_to_source_length(waveform: torch.Tensor, sample_rate: int, latent) -> torch.Tensor:
+    """The decoded ``waveform`` (..., L) cut to the tagged source length (unchanged without a tag,
+    or when the latent no longer has the tagged frames)."""
+    length = latent.get(SOURCE_LENGTH_KEY) if isinstance(latent, dict) else None
+    if not isinstance(length, dict) or int(latent["samples"].shape[-1]) != length.get("frames"):
+        return waveform
+    n = int(round(float(length["seconds"]) * int(sample_rate)))
+    return waveform[..., :n] if 0 < n < waveform.shape[-1] else waveform
+
+
+__all__ = ["LatentSpec", "SOURCE_LENGTH_KEY", "keep_source_length", "trim_to_source_length", "with_source_length"]

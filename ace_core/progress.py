@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Callable, Optional
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator, Optional
 
 ProgressHook = Callable[[int, int], None]
 
@@ -18,6 +19,26 @@ def report(progress: Optional[ProgressHook], done: int, total: int) -> None:
     """Call ``progress(done, total)`` when a hook is given."""
     if progress is not None:
         progress(done, total)
+
+
+@contextmanager
+def layer_progress(layers: Iterable, progress: Optional[ProgressHook], passes: int = 1) -> Iterator[None]:
+    """Within the block, ``progress(done, total)`` runs each time one of ``layers`` finishes (a
+    forward hook; ``total`` = layers x ``passes``), so a hook can interrupt an encoder between its
+    layers without the model code knowing about progress. Nothing is registered without a hook."""
+    layers = list(layers) if progress is not None else []
+    total, done, handles = len(layers) * passes, [0], []
+
+    def after_layer(module, args, output) -> None:
+        done[0] += 1
+        report(progress, min(done[0], total), total)
+
+    try:
+        handles = [layer.register_forward_hook(after_layer) for layer in layers]
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class ConsoleProgress:

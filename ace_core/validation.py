@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from typing import Sequence
 
 import torch
@@ -10,15 +11,36 @@ import torch
 from .errors import InputError
 from .latent_spec import LatentSpec
 
-__all__ = ["validate_audio", "validate_choice", "validate_range", "validate_text"]
+__all__ = ["MAX_LYRICS_CHARS", "MAX_TAGS_CHARS", "validate_audio", "validate_choice", "validate_range", "validate_text",
+           "visible_text"]
 
 
-def validate_text(tags: str, lyrics: str) -> None:
-    """Tags and lyrics may not both be empty (there would be nothing to condition on)."""
-    if not (tags or "").strip() and not (lyrics or "").strip():
+MAX_TAGS_CHARS = 4096
+"""The longest tags / caption accepted (both families read at most 256 tokens of it)."""
+MAX_LYRICS_CHARS = 16384
+"""The longest lyrics accepted: several times a long song (ACE-Step v1 trained on at most 4096 lyric
+tokens, 1.5 reads at most 2048). Longer text is refused before it is tokenized."""
+
+
+def visible_text(text: str) -> str:
+    """``text`` without control, format and other invisible characters (NUL, zero-width ...) and
+    without surrounding whitespace: what is left to condition on."""
+    return "".join(ch for ch in text if not unicodedata.category(ch).startswith("C") or ch in "\n\t").strip()
+
+
+def validate_text(tags: str, lyrics: str, tags_name: str = "tags") -> None:
+    """Tags (``tags_name``: ``caption`` for 1.5) and lyrics: each within its stated length, and not
+    both empty once control and invisible characters are dropped."""
+    tags, lyrics = tags or "", lyrics or ""
+    for name, text, limit in ((tags_name, tags, MAX_TAGS_CHARS), ("lyrics", lyrics, MAX_LYRICS_CHARS)):
+        if not isinstance(text, str):
+            raise InputError(f"{name}: expected text, got {type(text).__name__}")
+        if len(text) > limit:
+            raise InputError(f"{name}: {len(text)} characters is longer than the allowed {limit}; shorten it")
+    if not visible_text(tags) and not visible_text(lyrics):
         raise InputError(
-            "tags, lyrics: both are empty; give a style description in tags (e.g. 'pop, piano, female vocals') "
-            "and/or lyrics (use '[inst]' for an instrumental)"
+            f"{tags_name}, lyrics: both are empty (or hold only control characters); give a style description "
+            f"in {tags_name} (e.g. 'pop, piano, female vocals') and/or lyrics (use '[inst]' (v1) or '[Instrumental]' (1.5) for an instrumental)"
         )
 
 
@@ -70,6 +92,9 @@ def validate_audio(waveform: torch.Tensor, sample_rate, spec: LatentSpec, name: 
     if rate <= 0:
         raise InputError(f"{name}: sample_rate must be a positive integer, got {sample_rate!r}")
     seconds = waveform.shape[-1] / rate
+    if seconds < spec.seconds(1):  # one rule for every entry point (VAE Encode, audio2audio, edits)
+        raise InputError(f"{name}: {seconds:.3f} s is shorter than one latent frame; give at least "
+                         f"{spec.seconds(1):.3f} s")
     if seconds > spec.max_seconds + 1e-6:
         raise InputError(
             f"{name}: {seconds:.1f} s is longer than the allowed {spec.max_seconds:g} s; trim the audio first"

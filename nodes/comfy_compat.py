@@ -89,7 +89,12 @@ def folder_paths_for(kind: str) -> list[Path]:
 
 
 def _is_official_folder(path: Path) -> bool:
-    return (path / "ace_step_transformer").is_dir()
+    """An official checkpoint root: v1's ``ace_step_transformer/`` or a 1.5 ``acestep-v15-*/`` DiT folder."""
+    if not path.is_dir():
+        return False
+    if (path / "ace_step_transformer").is_dir():
+        return True
+    return any(sub.is_dir() and sub.name.lower().startswith("acestep-v15") for sub in path.iterdir())
 
 
 OFFICIAL_SUBFOLDERS = {"ace_step_transformer", "music_dcae_f8c8", "music_vocoder", "umt5-base"}
@@ -108,17 +113,9 @@ def list_checkpoints() -> list[str]:
     folders (``<name>/`` holding ``ace_step_transformer/`` ...) in the pack folder and checkpoints."""
     names: list[str] = []
     for kind in FOLDER_KINDS:
-        if IN_COMFYUI:
-            try:
-                files = list(_folder_paths.get_filename_list(kind))
-            except KeyError:
-                files = []
-        else:
-            files = []
-            for root in folder_paths_for(kind):
-                if root.is_dir():
-                    files += [f.relative_to(root).as_posix() for f in sorted(root.rglob("*")) if f.is_file()]
-        names += [f.replace(os.sep, "/") for f in files if _listable(f)]
+        roots = {sub.name for root in folder_paths_for(kind) if root.is_dir()
+                 for sub in root.iterdir() if sub.is_dir() and _is_official_folder(sub)}
+        names += [f for f in list_files(kind) if _listable(f) and f.split("/")[0] not in roots]  # listed as the folder
         if kind == "diffusion_models":
             continue
         for root in folder_paths_for(kind):
@@ -133,18 +130,41 @@ def resolve_checkpoint(name: str) -> Path:
 
     if not name:
         raise InputError("ckpt_name: no checkpoint selected; put a model file in models/ace_step or models/checkpoints")
-    rel = name.rstrip("/")
-    for kind in FOLDER_KINDS:
+    return resolve_in(name, FOLDER_KINDS, "ckpt_name")
+
+
+def resolve_in(name: str, kinds, input_name: str) -> Path:
+    """The full path of a combo name inside the folders of ``kinds``. The name may not climb out of
+    a folder (``..``, absolute paths), but a listed entry that is a symlink to a file elsewhere is
+    followed, as ComfyUI's own loaders do."""
+    from ..ace_core.errors import InputError
+
+    rel = name.rstrip("/").replace("\\", "/")
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts or rel.startswith("/") or Path(rel).is_absolute():
+        raise InputError(f"{input_name}: {name!r} is not a name inside the model folders")
+    for kind in kinds:
         for root in folder_paths_for(kind):
-            candidate = (root / rel).resolve()
-            try:
-                candidate.relative_to(root.resolve())
-            except ValueError:
-                continue  # never leave the model folders
+            candidate = root.joinpath(*parts)
             if candidate.exists():
-                return candidate
-    looked = ", ".join(str(p) for kind in FOLDER_KINDS for p in folder_paths_for(kind))
-    raise InputError(f"ckpt_name: {name!r} was not found in the model folders ({looked})")
+                return candidate.resolve()
+    looked = ", ".join(str(p) for kind in kinds for p in folder_paths_for(kind))
+    raise InputError(f"{input_name}: {name!r} was not found in the model folders ({looked})")
+
+
+def list_files(kind: str) -> list[str]:
+    """Model files of one folder kind (``diffusion_models``, ``text_encoders``, ``vae``), for combos."""
+    if IN_COMFYUI:
+        try:
+            files = list(_folder_paths.get_filename_list(kind))
+        except KeyError:
+            files = []
+    else:
+        files = []
+        for root in folder_paths_for(kind):
+            if root.is_dir():
+                files += [f.relative_to(root).as_posix() for f in sorted(root.rglob("*")) if f.is_file()]
+    return list(dict.fromkeys(f.replace(os.sep, "/") for f in files if Path(f).suffix.lower() in MODEL_EXTENSIONS))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,3 +277,34 @@ def progress_hook(label: str, quiet: bool = False) -> Callable[[int, int], None]
     if quiet or os.environ.get("ACEFORGE_QUIET"):
         return lambda done, total: None
     return ConsoleProgress(label)
+
+
+# ---------------------------------------------------------------------------------------------
+# server routes (the waveform editor's JSON routes, nodes/waveform_route.py)
+
+
+def io_folders() -> dict:
+    """ComfyUI's input / output / temp folders; outside ComfyUI ``./input``, ``./output``, ``./temp``."""
+    if IN_COMFYUI:
+        return {kind: Path(_folder_paths.get_directory_by_type(kind)) for kind in ("input", "output", "temp")}
+    return {kind: Path.cwd() / kind for kind in ("input", "output", "temp")}
+
+
+def add_json_route(path: str, handler: Callable) -> bool:
+    """Serve ``handler(request) -> (status, body)`` as JSON at GET ``path`` on ComfyUI's server (the
+    server adds the ``/api`` alias), run off the event loop. False outside ComfyUI."""
+    try:
+        import asyncio
+
+        from aiohttp import web
+        from server import PromptServer
+        routes = PromptServer.instance.routes
+    except (ImportError, AttributeError):  # plain Python, or a ComfyUI without a running server
+        return False
+
+    async def serve(request):
+        status, body = await asyncio.to_thread(handler, request)
+        return web.json_response(body, status=status)
+
+    routes.get(path)(serve)
+    return True

@@ -1,14 +1,48 @@
-"""Time-range editing nodes: RepaintMask (inpaint), Outpaint (extend), Retake (variations) and
-FlowEdit (new tags / lyrics for a whole song). Each emits a LATENT carrying an ``aceforge_edit``
-description (see ``ace_core/v1/edit_pipeline.py``) that the ACE-Step KSampler runs with the
-official editing loops and ACE-Step VAE Decode splices back into the source audio."""
+"""Time-range editing nodes for both families: RepaintMask (inpaint), Outpaint (extend), Retake
+(variations) and FlowEdit (v1: new tags / lyrics for a whole song); the 1.5 tasks are in
+``tasks.py``. Each edit node
+emits a LATENT carrying an ``aceforge_edit`` description (``ace_core/v1/edit_pipeline.py``,
+``ace_core/v15/tasks.py``) that the ACE-Step KSampler runs with the family's official loops and
+ACE-Step VAE Decode splices back into the source audio. The source latent's family picks the
+editor (:data:`EDITORS`, one line per family)."""
 
 from __future__ import annotations
 
+import inspect
+import math
+
 from ..ace_core.editing import regions as er
 from ..ace_core.editing.seams import CROSSFADE_CURVES
+from ..ace_core.errors import InputError
+from ..ace_core.family import adapter_for_latent, require
+from ..ace_core.loading.recognise import ACE_V1, ACE_V15
 from ..ace_core.v1 import edit_pipeline as ep
+from ..ace_core.v1.latent import LATENT as V1_LATENT
 from ..ace_core.v1.pipeline import validate_choice
+from ..ace_core.v15 import tasks as v15_tasks
+from ..ace_core.v15.repaint import REPAINT_MODES
+
+EDITORS = {ACE_V1: ep, ACE_V15: v15_tasks}
+"""family -> the module whose repaint_latent / outpaint_latent / retake_latent / ... build its edit LATENTs."""
+
+OUTPAINT_MAX_SECONDS = math.floor(10 * (V1_LATENT.seconds(V1_LATENT.max_frames - math.ceil(V1_LATENT.frames_per_second))
+                                        - V1_LATENT.seconds(1))) / 10
+"""The longest extension per side every family accepts in one pass (v1: the 240 s window less ~1 s of
+source context and one frame), so the declared range and the accepted one agree."""
+
+
+def editor(latent, task: str, name: str = "source"):
+    adapter = adapter_for_latent(latent, name)
+    require(adapter, task)
+    return EDITORS[adapter.family]
+
+
+def _call(fn, *args, **kwargs):
+    """Call an editor function with the keyword inputs it takes (inputs of the other family are left out)."""
+    params = inspect.signature(fn).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return fn(*args, **kwargs)
 
 CATEGORY = "audio/ACE-Step"
 ANCHORS = list(er.ANCHORS)
@@ -81,17 +115,52 @@ class RepaintMask:
                                "scratch; lower values keep more of the original (the official UI uses 0.2, a light "
                                "touch; 0.7 and up give a clearly new section).",
                 }),
-                **_seam_inputs("Soft edge of the regenerated section in latent frames (1 frame = 93 ms): the first "
-                               "and last frames blend from the source into the new audio. 0 = the official hard mask."),
+                **_seam_inputs("ACE-Step v1 only. Soft edge of the regenerated section in latent frames (1 frame = "
+                               "93 ms): the first and last frames blend from the source into the new audio. 0 = the "
+                               "official hard mask."),
+                "repaint_mode": (list(REPAINT_MODES), {
+                    "default": v15_tasks.DEFAULT_REPAINT_MODE,
+                    "tooltip": "ACE-Step 1.5 only (the official repaint modes). conservative: the source is injected "
+                               "outside the section at every step, 25-frame latent crossfade, 50 ms waveform splice; "
+                               "balanced: in between, set by strength; aggressive: no injection, no splice (the whole "
+                               "decoded window is new audio).",
+                }),
             }
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, start_time=None, start_time_relative_to=None, end_time=None, end_time_relative_to=None,
+                        **_):
+        """What can be known before running (HTTP 400 at /prompt): the ranges, and a section that starts
+        after it ends when both times count from the same anchor. A section past the end of the song is
+        refused when the node runs (the source's length is known then)."""
+        return check_region_inputs(start_time, start_time_relative_to, end_time, end_time_relative_to)
+
     def apply(self, source, start_time, start_time_relative_to, end_time, end_time_relative_to, strength=1.0,
               feather_frames=ep.DEFAULT_FEATHER_FRAMES, crossfade_ms=ep.DEFAULT_CROSSFADE_MS,
-              crossfade_curve="equal_power"):
-        return (ep.repaint_latent(source, start_time, start_time_relative_to, end_time, end_time_relative_to,
-                                  strength=strength, feather_frames=feather_frames, crossfade_ms=crossfade_ms,
-                                  crossfade_curve=crossfade_curve),)
+              crossfade_curve="equal_power", repaint_mode=v15_tasks.DEFAULT_REPAINT_MODE):
+        return (_call(editor(source, "repaint").repaint_latent, source, start_time, start_time_relative_to, end_time,
+                      end_time_relative_to, strength=strength, feather_frames=feather_frames,
+                      crossfade_ms=crossfade_ms, crossfade_curve=crossfade_curve, repaint_mode=repaint_mode),)
+
+
+def check_region_inputs(start_time, start_anchor, end_time, end_anchor):
+    """True, or the message ComfyUI returns with HTTP 400 for a region known to be wrong."""
+    for name, value in (("start_time", start_time), ("end_time", end_time)):
+        if isinstance(value, (int, float)) and not (math.isfinite(value) and 0.0 <= value <= er.MAX_TIME_SECONDS):
+            return f"{name}: {value!r} is outside the allowed range [0, {er.MAX_TIME_SECONDS:g}] s"
+    for name, value in (("start_time_relative_to", start_anchor), ("end_time_relative_to", end_anchor)):
+        if value is not None and not isinstance(value, list) and value not in ANCHORS:
+            return f"{name}: unknown value {value!r}; allowed: {', '.join(ANCHORS)}"
+    numbers = all(isinstance(v, (int, float)) for v in (start_time, end_time))
+    if numbers and start_anchor == end_anchor and start_anchor in ANCHORS:
+        start, end = (start_time, end_time) if start_anchor == "start" else (-start_time, -end_time)
+        if start >= end:
+            return (f"start_time, end_time: the section starts at or after its end (start_time {start_time:g} s and "
+                    f"end_time {end_time:g} s, both from the {start_anchor}); start_time must come before end_time")
+    if numbers and start_anchor == "end" and end_anchor == "start" and end_time <= 0:
+        return "end_time: 0 s from the start is the very beginning; the section would be empty"
+    return True
 
 
 class Outpaint:
@@ -112,23 +181,38 @@ class Outpaint:
             "required": {
                 "source": ("LATENT", {"tooltip": _SOURCE_TOOLTIP}),
                 "extend_before_duration": ("FLOAT", {
-                    "default": 0.0, "min": 0.0, "max": er.MAX_EXTEND_SECONDS, "step": 0.1,
-                    "tooltip": "Seconds of new audio before the original (an intro). 0 = none.",
+                    "default": 0.0, "min": 0.0, "max": OUTPAINT_MAX_SECONDS, "step": 0.1,
+                    "tooltip": f"Seconds of new audio before the original (an intro), 0-{OUTPAINT_MAX_SECONDS:g}. "
+                               "0 = none.",
                 }),
                 "extend_after_duration": ("FLOAT", {
-                    "default": 30.0, "min": 0.0, "max": er.MAX_EXTEND_SECONDS, "step": 0.1,
-                    "tooltip": "Seconds of new audio after the original (an outro). 0 = none; not both 0.",
+                    "default": 30.0, "min": 0.0, "max": OUTPAINT_MAX_SECONDS, "step": 0.1,
+                    "tooltip": f"Seconds of new audio after the original (an outro), 0-{OUTPAINT_MAX_SECONDS:g}. "
+                               "0 = none; not both 0.",
                 }),
                 **_seam_inputs("Latent frames of the original next to each join that are partly regenerated so the "
                                "new audio grows out of it (1 frame = 93 ms). 0 = the official hard edge."),
             }
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, extend_before_duration=None, extend_after_duration=None, **_):
+        values = {"extend_before_duration": extend_before_duration, "extend_after_duration": extend_after_duration}
+        for name, value in values.items():
+            if isinstance(value, (int, float)) and not 0.0 <= value <= OUTPAINT_MAX_SECONDS:
+                return f"{name}: {value:g} s is outside the allowed range [0, {OUTPAINT_MAX_SECONDS:g}] s"
+        if all(isinstance(v, (int, float)) and v <= 0 for v in values.values()):
+            return "extend_before_duration, extend_after_duration: both are 0, so there is nothing to add"
+        return True
+
     def apply(self, source, extend_before_duration, extend_after_duration, feather_frames=ep.DEFAULT_FEATHER_FRAMES,
               crossfade_ms=ep.DEFAULT_CROSSFADE_MS, crossfade_curve="equal_power"):
-        return (ep.outpaint_latent(source, extend_before_duration, extend_after_duration,
-                                   feather_frames=feather_frames, crossfade_ms=crossfade_ms,
-                                   crossfade_curve=crossfade_curve),)
+        for name, value in (("extend_before_duration", extend_before_duration),
+                            ("extend_after_duration", extend_after_duration)):
+            if isinstance(value, (int, float)) and value > OUTPAINT_MAX_SECONDS + 1e-9:
+                raise InputError(f"{name}: {value:g} s is outside the allowed range [0, {OUTPAINT_MAX_SECONDS:g}] s")
+        return (_call(editor(source, "extend").outpaint_latent, source, extend_before_duration, extend_after_duration,
+                      feather_frames=feather_frames, crossfade_ms=crossfade_ms, crossfade_curve=crossfade_curve),)
 
 
 class Retake:
@@ -161,7 +245,7 @@ class Retake:
         }
 
     def apply(self, latent, original_seed, variance=0.2):
-        return (ep.retake_latent(latent, original_seed, variance),)
+        return (editor(latent, "retake", "latent").retake_latent(latent, original_seed, variance),)
 
 
 class FlowEdit:
@@ -209,6 +293,7 @@ class FlowEdit:
         from .conditioning import from_comfy
 
         validate_choice(preset, FLOWEDIT_PRESETS, "preset")
+        editor(source, "flowedit")
         if preset != "custom":
             n_min, n_max = ep.FLOWEDIT_PRESETS[preset]
         cond = from_comfy(source_conditioning, "source_conditioning")

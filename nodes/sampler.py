@@ -1,15 +1,26 @@
-"""The ACE-Step KSampler: the official v1 sampling loop (euler / heun / pingpong, APG / CFG /
-CFG-zero-star, guidance interval, ERG) for text-to-audio and, with denoise < 1, audio-to-audio."""
+"""The ACE-Step KSampler, one node for both families: the official v1 loop (euler / heun / pingpong,
+APG / CFG / CFG-zero-star, guidance interval, ERG) and the official 1.5 loops (turbo; base / sft
+with APG or CFG and the CFG interval; ODE or SDE; DCW), for text to music, audio to audio
+(denoise < 1) and the edit latents of the edit nodes. The model's adapter reads the settings."""
 
 from __future__ import annotations
 
+import logging
+
+from dataclasses import fields
+
+from ..ace_core.errors import InputError
 from ..ace_core.v1 import pipeline
 from ..ace_core.v1.pipeline import SamplerSettings
 from . import comfy_compat
 from .conditioning import decode_for
 
+log = logging.getLogger("AceForge")
 CATEGORY = "audio/ACE-Step"
 _DEFAULTS = SamplerSettings()
+AUTO = 0
+DCW_CHOICES = ["auto", "on", "off"]
+EDIT_KEY = "aceforge_edit"
 
 
 def _advanced(spec: dict) -> dict:
@@ -19,10 +30,12 @@ def _advanced(spec: dict) -> dict:
 
 class AceStepKSampler:
     DESCRIPTION = (
-        "Samples an ACE-Step v1 latent exactly as the official pipeline does (defaults = the official "
-        "Gradio settings: 60 steps, guidance 15, euler, APG, granularity 10, guidance interval 0.5, ERG on "
-        "tags and diffusion). denoise 1.0 generates from noise over the latent's length; below 1.0 the "
-        "input latent is the source of an audio-to-audio run (the official ref_audio_strength = 1 - denoise)."
+        "Samples a latent for the loaded model exactly as the official pipeline of its family does. steps 0 and "
+        "guidance_scale 0 take the variant's official defaults (v1: 60 steps, guidance 15 with APG; 1.5 turbo: 8 "
+        "steps, no CFG (distilled); 1.5 base: 32 steps, sft: 50 steps, guidance 7 with APG). denoise 1.0 generates "
+        "from noise over the latent's length; below 1.0 the input latent is the source of an audio-to-audio run. "
+        "An edit latent (RepaintMask, Outpaint, Retake, FlowEdit, Cover, Stems) runs its edit with its own "
+        "strength and refuses denoise below 1. Settings the loaded family does not use are listed in a note."
     )
     CATEGORY = CATEGORY
     FUNCTION = "sample"
@@ -45,28 +58,31 @@ class AceStepKSampler:
                     "tooltip": "Noise seed. Batch item k draws its noise from seed + k.",
                 }),
                 "steps": ("INT", {
-                    "default": d.steps, "min": 1, "max": 1000,
-                    "tooltip": "Diffusion steps (official default 60; 27 is the fast setting).",
+                    "default": AUTO, "min": 0, "max": 1000,
+                    "tooltip": "Diffusion steps. 0 = the official default of the loaded variant (v1: 60, 27 is the "
+                               "fast setting; 1.5 turbo: 8, at most 20; 1.5 base: 32; 1.5 sft: 50).",
                 }),
                 "guidance_scale": ("FLOAT", {
-                    "default": d.guidance_scale, "min": 0.0, "max": 200.0, "step": 0.1,
-                    "tooltip": "How strongly to follow the conditioning (official default 15 with APG). 0 or 1 turns guidance off.",
+                    "default": float(AUTO), "min": 0.0, "max": 200.0, "step": 0.1,
+                    "tooltip": "How strongly to follow the conditioning. 0 = the official default (v1: 15 with APG; "
+                               "1.5 base/sft: 7); 1 turns guidance off. No effect on a 1.5 turbo model (CFG-distilled).",
                 }),
                 "sampler": (list(pipeline.SAMPLERS), {
                     "default": d.sampler,
-                    "tooltip": "euler: the official default; heun: second order (about twice the model calls); "
-                               "pingpong: stochastic, fresh noise each step.",
+                    "tooltip": "euler: the official default (1.5: the ODE sampler); heun: second order, v1 only (about "
+                               "twice the model calls); pingpong: stochastic, fresh noise each step (1.5: the SDE sampler).",
                 }),
                 "guidance_type": (list(pipeline.GUIDANCE_TYPES), {
                     "default": d.guidance_type,
-                    "tooltip": "apg: adaptive projected guidance (official default, less oversaturated vocals); "
-                               "cfg: classic classifier-free guidance; cfg_star: CFG-zero-star.",
+                    "tooltip": "apg: adaptive projected guidance (official default of both families); cfg: classic "
+                               "classifier-free guidance; cfg_star: CFG-zero-star (v1 only).",
                 }),
                 "denoise": ("FLOAT", {
                     "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
                     "tooltip": "1.0: generate from noise. Below 1.0: audio-to-audio, re-generating this share of the "
                                "schedule from the input latent (0.3 keeps most of the source, 0.7 changes a lot). "
-                               "Not used for edit latents (RepaintMask, Outpaint, ...), which carry their own strength.",
+                               "Edit latents (RepaintMask, Outpaint, Retake, FlowEdit, Cover, Stems) carry their own "
+                               "strength: with them denoise must stay 1.0 (below 1 is refused, not ignored).",
                 }),
                 "shift": ("FLOAT", _advanced({
                     "default": d.shift, "min": 0.01, "max": 100.0, "step": 0.01,
@@ -112,6 +128,20 @@ class AceStepKSampler:
                     "default": d.erg_diffusion,
                     "tooltip": "ERG in the diffusion model: softened attention in the unconditional pass (official UI: on).",
                 })),
+                "dcw": (DCW_CHOICES, _advanced({
+                    "default": "auto",
+                    "tooltip": "ACE-Step 1.5 only. Wavelet-domain correction after every step (DCW). auto: on for "
+                               "turbo, off for base/sft (the official UI).",
+                })),
+                "cfg_interval_start": ("FLOAT", _advanced({
+                    "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                    "tooltip": "ACE-Step 1.5 base/sft only. Guidance applies while the noise level t is in "
+                               "[start, end] (official 0 .. 1 = every step).",
+                })),
+                "cfg_interval_end": ("FLOAT", _advanced({
+                    "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
+                    "tooltip": "ACE-Step 1.5 base/sft only. End of the guidance interval (see cfg_interval_start).",
+                })),
             },
             "optional": {
                 "negative": ("CONDITIONING", {
@@ -122,24 +152,47 @@ class AceStepKSampler:
         }
 
     def sample(self, model, positive, latent, seed, steps, guidance_scale, sampler, guidance_type, denoise,
-               shift=_DEFAULTS.shift, omega=_DEFAULTS.omega, guidance_interval=_DEFAULTS.guidance_interval,
-               guidance_interval_decay=_DEFAULTS.guidance_interval_decay,
-               min_guidance_scale=_DEFAULTS.min_guidance_scale, guidance_scale_text=_DEFAULTS.guidance_scale_text,
-               guidance_scale_lyric=_DEFAULTS.guidance_scale_lyric, erg_tag=_DEFAULTS.erg_tag,
-               erg_lyric=_DEFAULTS.erg_lyric, erg_diffusion=_DEFAULTS.erg_diffusion, negative=None):
-        settings = model.adapter.sampler_settings(dict(
-            steps=steps, guidance_scale=guidance_scale, sampler=sampler, shift=shift, omega=omega,
-            guidance_type=guidance_type, guidance_interval=guidance_interval,
-            guidance_interval_decay=guidance_interval_decay, min_guidance_scale=min_guidance_scale,
-            guidance_scale_text=guidance_scale_text, guidance_scale_lyric=guidance_scale_lyric,
-            erg_tag=erg_tag, erg_lyric=erg_lyric, erg_diffusion=erg_diffusion,
-        ))
+               negative=None, **advanced):
+        options = {**_ADVANCED_DEFAULTS, **advanced, "steps": steps, "guidance_scale": guidance_scale,
+                   "sampler": sampler, "guidance_type": guidance_type}
+        if isinstance(latent, dict) and isinstance(latent.get(EDIT_KEY), dict) and float(denoise) < 1.0:
+            raise InputError(f"denoise: {denoise:g} is not used for a {latent[EDIT_KEY].get('task')} edit latent; "
+                             "the edit node sets its own strength (e.g. RepaintMask strength, FlowEdit n_min). "
+                             "Set denoise to 1.0")
+        settings, unused = settings_for(model.adapter, options)
+        notes = [f"{name} has no effect on {model.adapter.title}" for name in unused
+                 if options[name] != _ADVANCED_DEFAULTS.get(name, options[name])]
+        if hasattr(model.adapter, "notes"):  # variant-specific (e.g. guidance on a CFG-distilled turbo)
+            notes += model.adapter.notes(model.bundle, settings)
+        for note in notes:
+            log.warning("AceForge: sampler: %s", note)
         pos = decode_for(model, positive, "positive")
         neg = decode_for(model, negative, "negative") if negative is not None else None
-        # an edit LATENT (RepaintMask / Outpaint / Retake / FlowEdit) runs its edit
-        return (model.adapter.sample(model.bundle, pos, neg, latent=latent, seed=seed, settings=settings,
-                                     denoise=denoise, progress=comfy_compat.progress_hook("sampling"),
-                                     prepare=model.prepare),)
+        # an edit LATENT (RepaintMask / Outpaint / Retake / FlowEdit / Cover / Stems) runs its edit
+        out = model.adapter.sample(model.bundle, pos, neg, latent=latent, seed=seed, settings=settings,
+                                   denoise=denoise, progress=comfy_compat.progress_hook("sampling"),
+                                   prepare=model.prepare)
+        return {"ui": {"text": notes}, "result": (out,)} if notes else (out,)
+
+
+_ADVANCED_DEFAULTS = {name: spec[1]["default"] for name, spec in AceStepKSampler.INPUT_TYPES()["required"].items()
+                      if spec[1].get("advanced")}
+
+
+def settings_for(adapter, options: dict):
+    """(the family's sampler settings, the option names it does not use). 0 for steps or guidance_scale
+    means the family's default. A family may translate the shared options itself
+    (``settings_from_options``); otherwise the options named like its settings' fields are used."""
+    translate = getattr(adapter, "settings_from_options", None)
+    if translate is not None:
+        return translate(options)
+    defaults = adapter.sampler_settings(None)
+    names = {f.name for f in fields(defaults)}
+    kept = {k: v for k, v in options.items() if k in names}
+    for name in ("steps", "guidance_scale"):
+        if kept.get(name) == AUTO:
+            kept[name] = getattr(defaults, name)
+    return adapter.sampler_settings(kept), sorted(k for k in options if k not in names)
 
 
 NODE_CLASS_MAPPINGS = {"AceForge_KSampler": AceStepKSampler}

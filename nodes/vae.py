@@ -1,4 +1,5 @@
-"""VAE nodes: ACE-Step v1 latent <-> core AUDIO (stereo 44.1 kHz out; any rate and channel count in)."""
+"""VAE nodes: the loaded family's latent <-> core AUDIO (v1: stereo 44.1 kHz out; 1.5: stereo 48 kHz out;
+any rate and channel count in)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,21 @@ CATEGORY = "audio/ACE-Step"
 
 class AceStepVAEDecode:
     DESCRIPTION = (
-        "Decodes an ACE-Step v1 latent to stereo 44.1 kHz audio with the music DCAE and the HiFi-GAN "
-        "vocoder (long songs are decoded in overlapping windows). Connect the AUDIO to Preview Audio or "
-        "Save Audio."
+        "Decodes a latent of the loaded model's family: ACE-Step v1 to stereo 44.1 kHz (music DCAE and HiFi-GAN "
+        "vocoder), ACE-Step 1.5 to stereo 48 kHz (Oobleck VAE); long songs are decoded in overlapping windows. "
+        "A sampled repaint/extend is spliced into its source audio. Connect the AUDIO to Preview or Save Audio."
     )
     CATEGORY = CATEGORY
     FUNCTION = "decode"
     RETURN_TYPES = ("AUDIO",)
-    OUTPUT_TOOLTIPS = ("Stereo audio at 44100 Hz.",)
+    OUTPUT_TOOLTIPS = ("Stereo audio: 44100 Hz (v1) or 48000 Hz (1.5).",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
                 "model": ("ACE_MODEL", {"tooltip": "The model bundle from the ACE-Step Checkpoint Loader."}),
-                "latent": ("LATENT", {"tooltip": "An ACE-Step v1 latent, e.g. from the ACE-Step KSampler."}),
+                "latent": ("LATENT", {"tooltip": "A latent of the model's family, e.g. from the ACE-Step KSampler."}),
             }
         }
 
@@ -36,14 +37,15 @@ class AceStepVAEDecode:
 
 class AceStepVAEEncode:
     DESCRIPTION = (
-        "Encodes audio (any sample rate, mono, stereo or more channels; resampled to 44.1 kHz stereo) to "
-        "an ACE-Step v1 latent: the source of an audio-to-audio run (at most 240 s) or of the edit nodes "
-        "(RepaintMask, Outpaint: longer songs too, only the edited window is encoded)."
+        "Encodes audio (any sample rate, mono, stereo or more channels) to a latent of the loaded model's family "
+        "(v1: 44.1 kHz, (batch, 8, 16, frames); 1.5: 48 kHz, (batch, 64, frames) as core's VAEEncodeAudio): the "
+        "source of an audio-to-audio run (v1 at most 240 s, 1.5 at most 600 s) or of the edit nodes (RepaintMask, "
+        "Outpaint, Cover, Stems: songs up to 60 minutes, only the edited window is encoded)."
     )
     CATEGORY = CATEGORY
     FUNCTION = "encode"
     RETURN_TYPES = ("LATENT",)
-    OUTPUT_TOOLTIPS = ("The audio's latent, (batch, 8, 16, frames).",)
+    OUTPUT_TOOLTIPS = ("The audio's latent: (batch, 8, 16, frames) for v1, (batch, 64, frames) for 1.5.",)
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -11,3 +11,12 @@ SHARED = TESTS.parents[1] / "shared"
 _VOCAB = SHARED / "reference" / "data" / "ace_v1_lyrics_vocab.json"
 if "ACEFORGE_LYRICS_VOCAB" not in os.environ and _VOCAB.exists():
     os.environ["ACEFORGE_LYRICS_VOCAB"] = str(_VOCAB)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """tests/comfy_real runs against a real ComfyUI server (.ci/run's second stage): collected only
+    when named on the command line (``pytest tests/comfy_real``), never by the default unit run."""
+    if collection_path.name != "comfy_real" or collection_path.parent != TESTS:
+        return None
+    named = [Path(str(a).split("::")[0]).resolve() for a in config.args]
+    return not any(p == collection_path or collection_path in p.parents for p in named)

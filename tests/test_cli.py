@@ -126,7 +126,7 @@ BAD = [
     (["audio2audio", "--input", "{empty}", "--denoise", "0.5"], r"--input.*empty"),
     (["audio2audio", "--input", "{missing}", "--denoise", "0.5"], r"--input.*does not exist"),
     (["audio2audio", "--input", "{ok}", "--denoise", "0"], r"--denoise.*\(0, 1\]"),
-    (["audio2audio", "--input", "{ok}", "--denoise", "1.5"], r"--denoise.*\[0, 1\]"),
+    (["audio2audio", "--input", "{ok}", "--denoise", "1.5"], r"--denoise.*\(0, 1\]"),
     (["generate", "--checkpoint", "{foreign}"], r"foreign\.safetensors"),
     (["generate", "--checkpoint", "{missing}"], r"--checkpoint.*does not exist"),
     (["generate", "--out", "{tmp}/song.xyz"], r"--out: unsupported audio file extension '\.xyz'"),

@@ -59,7 +59,9 @@ def test_runcomfy_defaults(editing):
     assert req["start_time_relative_to"][1]["default"] == req["end_time_relative_to"][1]["default"] == "start"
     out = editing.Outpaint.INPUT_TYPES()["required"]
     assert out["extend_before_duration"][1]["default"] == 0.0 and out["extend_after_duration"][1]["default"] == 30.0
-    assert out["extend_before_duration"][1]["max"] == out["extend_after_duration"][1]["max"] == 240.0
+    # issue 12 (9): the declared maximum is what every family accepts (v1: its 240 s window less context)
+    assert out["extend_before_duration"][1]["max"] == out["extend_after_duration"][1]["max"] == editing.OUTPAINT_MAX_SECONDS
+    assert 238.0 <= editing.OUTPAINT_MAX_SECONDS < 240.0
 
 
 # ------------------------------------------------------------------------------ behaviour

@@ -55,7 +55,7 @@ def models_dir(pack, tiny_ckpt):
 
 @pytest.fixture()
 def model(pack, models_dir):
-    (m,) = pack.NODE_CLASS_MAPPINGS["AceForge_CheckpointLoader"]().load("ace_step_v1_3.5b.safetensors", "fp32")
+    (m,) = node(pack, "AceForge_CheckpointLoader")[1]("ace_step_v1_3.5b.safetensors", "fp32")
     return m
 
 
@@ -71,8 +71,15 @@ def errors(pack):
 
 
 def node(pack, node_id):
+    """(instance, function); a {"ui", "result"} return is unwrapped to its result, as ComfyUI does."""
     cls = pack.NODE_CLASS_MAPPINGS[node_id]
-    return cls(), getattr(cls(), cls.FUNCTION)
+    fn = getattr(cls(), cls.FUNCTION)
+
+    def call(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        return out["result"] if isinstance(out, dict) else out
+
+    return cls(), call
 
 
 # --------------------------------------------------------------------------------------- registry
@@ -129,10 +136,14 @@ def test_sampler_defaults_are_official(pack):
     got = {k: req[k][1]["default"] for k in (
         "steps", "guidance_scale", "sampler", "guidance_type", "shift", "omega", "guidance_interval",
         "guidance_interval_decay", "min_guidance_scale", "erg_tag", "erg_lyric", "erg_diffusion", "denoise")}
-    assert got == {"steps": 60, "guidance_scale": 15.0, "sampler": "euler", "guidance_type": "apg", "shift": 3.0,
+    assert got == {"steps": 0, "guidance_scale": 0.0, "sampler": "euler", "guidance_type": "apg", "shift": 3.0,
                    "omega": 10.0, "guidance_interval": 0.5, "guidance_interval_decay": 0.0,
                    "min_guidance_scale": 3.0, "erg_tag": True, "erg_lyric": False, "erg_diffusion": True,
                    "denoise": 1.0}
+    # 0 = the loaded variant's official default: v1 60 steps, guidance 15 (issue 9)
+    settings, _ = pack.nodes.sampler.settings_for(sub(pack, "ace_core.family").adapter_for("ace_v1"),
+                                                  {"steps": 0, "guidance_scale": 0.0})
+    assert (settings.steps, settings.guidance_scale) == (60, 15.0)
     assert req["sampler"][0] == ["euler", "heun", "pingpong"]
     assert req["guidance_type"][0] == ["apg", "cfg", "cfg_star"]
     assert "negative" in pack.NODE_CLASS_MAPPINGS["AceForge_KSampler"].INPUT_TYPES()["optional"]
@@ -241,7 +252,7 @@ def test_sampler_rejects_bad_inputs(pack, model):
     with pytest.raises(err, match=r"latent.*image"):
         sample(model, cond, {"samples": torch.zeros(1, 4, 64, 64)}, **args)
     with pytest.raises(err, match=r"steps"):
-        sample(model, cond, ok, **{**args, "steps": 0})
+        sample(model, cond, ok, **{**args, "steps": -1})
     with pytest.raises(err, match=r"denoise"):
         sample(model, cond, ok, **{**args, "denoise": 1.5})
     with pytest.raises(err, match=r"denoise.*no step"):
@@ -370,7 +381,8 @@ def test_vae_nodes_round_trip_and_bad_audio(pack, model):
     (lat,) = encode(model, {"waveform": wave, "sample_rate": 48000})
     assert lat["samples"].shape == (1, 8, 16, -(-44100 // 4096)) and lat["aceforge_family"] == "ace_v1"
     (audio,) = decode(model, lat)
-    assert audio["sample_rate"] == 44100 and audio["waveform"].shape == (1, 2, 11 * 4096)
+    # the decode keeps the source's length, not 11 whole latent frames (issue 12, defect 12)
+    assert audio["sample_rate"] == 44100 and audio["waveform"].shape == (1, 2, 44100)
     assert torch.isfinite(audio["waveform"]).all()
     err = errors(pack).InputError
     nan = wave.clone()

@@ -149,7 +149,8 @@ def _env(monkeypatch):
 
 def run(pack, node_id, *args, **kwargs):
     cls = pack.NODE_CLASS_MAPPINGS[node_id]
-    return getattr(cls(), cls.FUNCTION)(*args, **kwargs)
+    out = getattr(cls(), cls.FUNCTION)(*args, **kwargs)
+    return out["result"] if isinstance(out, dict) else out  # {"ui", "result"}: as ComfyUI unwraps it
 
 
 def test_pack_folder_registered_with_extensions(comfy):

@@ -76,7 +76,7 @@ def test_bad_generation_inputs_name_the_input(bundle, text, kwargs, needle):
 
 
 def test_empty_prompt_is_refused(bundle):
-    with pytest.raises(InputError, match="caption and lyrics"):
+    with pytest.raises(InputError, match="caption, lyrics: both are empty"):
         encode_text(bundle.text_encoder, bundle.text_tokenizer, [SongFields(caption=" ", lyrics="")])
 
 

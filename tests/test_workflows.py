@@ -47,7 +47,7 @@ def api(name):
 def test_every_workflow_has_a_twin():
     ui_names = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
     api_names = sorted(p.stem for p in (REPO / "workflows" / "api").glob("*.json"))
-    assert ui_names == api_names == sorted(NAMES)
+    assert ui_names == api_names and set(NAMES) <= set(ui_names)  # + the ACE-Step 1.5 ones (test_v15_workflows)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -193,10 +193,10 @@ def core_nodes(tmp_path):
     return nodes, captured
 
 
-def check_audio(audio, frames):
+def check_audio(audio, samples):
     w = audio["waveform"]
     assert audio["sample_rate"] == 44100
-    assert w.dim() == 3 and w.shape[:2] == (1, 2) and w.shape[-1] == frames * 4096
+    assert w.dim() == 3 and w.shape[:2] == (1, 2) and w.shape[-1] == samples
     assert torch.isfinite(w).all()
     assert w.std() > 1e-4, "silent output"
 
@@ -225,13 +225,13 @@ def test_api_workflow_executes(pack, name, models_root, core_nodes):
         text, report = results[romanizer]
         assert "wo3" in text and "zh" in report  # the Chinese bridge line was romanised
         for audio, *_ in captured["saved"]:
-            check_audio(audio, frames)
+            check_audio(audio, frames * 4096)
     elif name == "audio_to_audio":
-        frames = math.ceil(SOURCE_SECONDS * 44100 / 4096)  # the source's length
+        samples = round(SOURCE_SECONDS * 44100)  # the source's length, not padded to whole latent frames
         assert captured["previewed"]
         assert captured["saved"][0][3] == {"format.quality": "V0"}
         for audio, *_ in captured["saved"]:
-            check_audio(audio, frames)
+            check_audio(audio, samples)
     else:  # edits come back spliced into the source: the source's rate and the edited length
         source = captured["loaded"][0]["waveform"]
         n = source.shape[-1]

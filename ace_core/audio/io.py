@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import torch
 
@@ -60,15 +60,27 @@ def check_waveform(waveform: torch.Tensor, name: str = "audio") -> None:
         raise InputError(f"{name}: the audio holds {bad} NaN or infinite sample(s); all samples must be finite")
 
 
-def load_audio(path: PathLike, name: str = "input") -> tuple[torch.Tensor, int]:
-    """Read an audio file -> (waveform (C, L) float32, sample_rate)."""
+def load_audio(path: PathLike, name: str = "input", max_seconds: Optional[float] = None) -> tuple[torch.Tensor, int]:
+    """Read an audio file -> (waveform (C, L) float32, sample_rate).
+
+    ``max_seconds``: refuse a longer file from its header, before reading any samples.
+    """
     import soundfile as sf
 
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{name}: {str(path)!r} is a folder, not an audio file; give a wav, flac, mp3 or ogg file")
     if not path.is_file():
         raise InputError(f"{name}: audio file {str(path)!r} does not exist")
     try:
+        if max_seconds is not None:
+            info = sf.info(str(path))
+            if info.samplerate > 0 and info.frames / info.samplerate > max_seconds + 1e-6:
+                raise InputError(f"{name}: {info.frames / info.samplerate:.1f} s is longer than the allowed "
+                                 f"{max_seconds:g} s; trim the audio first")
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (L, C)
+    except InputError:
+        raise
     except Exception as exc:  # soundfile.LibsndfileError / RuntimeError on unreadable files
         raise InputError(f"{name}: cannot read {str(path)!r} as audio ({exc}); use wav, flac, mp3 or ogg") from exc
     waveform = torch.from_numpy(data.T.copy())  # (C, L)

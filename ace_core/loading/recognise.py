@@ -265,6 +265,23 @@ def recognise(shapes: Shapes, source: str = "") -> Recognition:
 TABLE_ORDER = {(r.family, r.component, r.naming): i for i, r in enumerate(TABLE)}
 
 
+def missing_markers(keys, family: str, component: str) -> list:
+    """Full key names that would complete ``family``'s ``component`` where only some of its
+    recognition keys exist under a prefix (a file with one DiT key missing is then reported by that
+    key, not as "no DiT"). Empty when no marker of the component is present at all."""
+    keys = set(keys)
+    missing = []
+    for row in TABLE:
+        if row.family != family or row.component != component:
+            continue
+        for marker in row.markers:
+            for k in keys:
+                if k.endswith(marker) and (k == marker or k[: len(k) - len(marker)].endswith(".")):
+                    prefix = k[: len(k) - len(marker)]
+                    missing += [prefix + m for m in row.markers if prefix + m not in keys]
+    return sorted(dict.fromkeys(missing))
+
+
 def flavour_hint(path: Union[str, Path], config: Optional[dict] = None) -> Optional[str]:
     """``turbo`` / ``base`` / ``sft`` of an ACE-Step 1.5 DiT, else None.
 

@@ -57,6 +57,25 @@ def materialize_buffers(module: nn.Module, device) -> None:
         raise CheckpointError(f"internal: tensors left unloaded after loading: {listing(left)}")
 
 
+_EXPONENT_BITS = {torch.bfloat16: 0x7F80, torch.float16: 0x7C00}
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    """True when no value of ``t`` is NaN or infinite; fast enough to run on every loaded tensor
+    (half types on the CPU: an all-ones exponent test on the raw bits; else one float sum)."""
+    if not t.is_floating_point() or t.numel() == 0:
+        return True
+    bits = _EXPONENT_BITS.get(t.dtype)
+    if bits is not None and t.device.type == "cpu":
+        import numpy as np
+
+        raw = t.detach().reshape(-1).view(torch.int16).numpy()
+        return int(np.bitwise_and(raw, bits).max()) != bits
+    if bool(torch.isfinite(t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32))):
+        return True
+    return bool(torch.isfinite(t).all())  # the sum overflowed, or a value is not finite
+
+
 def stream_into(module: nn.Module, plan: Mapping[str, tuple], device, progress=None,
                 done_total: Optional[list] = None) -> None:
     """Read each (file, key) of ``plan`` (module key -> (path, TensorInfo)) and assign it.
@@ -73,6 +92,9 @@ def stream_into(module: nn.Module, plan: Mapping[str, tuple], device, progress=N
             if fh is None:
                 fh = handles[path] = open(path, "rb")
             t = read_tensor(fh, info, path)
+            if not all_finite(t):  # named here: later it would look like a bad latent or input
+                raise CheckpointError(f"{path}: the tensor for {name!r} holds NaN or infinite values; the file is "
+                                      "damaged (download it again) or was saved from a broken model")
             # floats take the dtype the module gave the tensor (a module may keep some in float32)
             want = targets[name].dtype if t.is_floating_point() and targets[name].is_floating_point() else t.dtype
             state[name] = t.to(device=device, dtype=want)
@@ -92,4 +114,4 @@ def stream_into(module: nn.Module, plan: Mapping[str, tuple], device, progress=N
         raise CheckpointError(f"internal: load_state_dict left {listing(bad)}")
 
 
-__all__ = ["check_float_dtype", "default_dtype", "materialize_buffers", "stream_into"]
+__all__ = ["all_finite", "check_float_dtype", "default_dtype", "materialize_buffers", "stream_into"]

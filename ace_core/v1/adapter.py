@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from ..errors import InputError
+from ..latent_spec import keep_source_length, trim_to_source_length, with_source_length
 from ..progress import ProgressHook
 from ..validation import validate_choice, validate_range, validate_text
 from . import edit_pipeline, loader, pipeline
@@ -48,9 +49,11 @@ class AceStepV1Adapter:
         validate_choice(options.get("language", "auto"), pipeline.LANGUAGES, "language")
         validate_range(options.get("lyrics_strength", 1.0), 0.0, 10.0, "lyrics_strength")
 
-    def encode_text(self, model, tags: str, lyrics: str, **options) -> pipeline.TextConditioning:
-        """Options: ``lyrics_strength``, ``language``, ``lyrics_vocab``, ``vocab_dirs``."""
-        return pipeline.encode_conditioning(model, tags, lyrics, **options)
+    def encode_text(self, model, tags: str, lyrics: str, progress: Optional[ProgressHook] = None,
+                    **options) -> pipeline.TextConditioning:
+        """Options: ``lyrics_strength``, ``language``, ``lyrics_vocab``, ``vocab_dirs``. ``progress``
+        runs after every text-encoder layer (a hook may raise to interrupt)."""
+        return pipeline.encode_conditioning(model, tags, lyrics, progress=progress, **options)
 
     def empty_latent(self, seconds: float, batch: int = 1, name: str = "seconds") -> dict:
         return pipeline.empty_latent(seconds, batch, name)
@@ -65,20 +68,22 @@ class AceStepV1Adapter:
         _call(prepare, "dit")
         out = pipeline.generate(model, positive, negative, latent=samples, seed=seed, settings=settings,
                                 denoise=denoise, progress=progress)
-        return latent_dict(out.float().cpu())
+        return keep_source_length(latent, latent_dict(out.float().cpu()))
 
     def decode_audio(self, model, latent: dict, progress: Optional[ProgressHook] = None, prepare=None) -> dict:
         if edit_pipeline.is_edit_latent(latent):  # a sampled repaint/outpaint: spliced into its source
             return edit_pipeline.decode_and_splice(model, latent, progress=progress, prepare=prepare)
         samples = latent_samples(latent, "latent")
         _call(prepare, "vae")
-        return {"waveform": pipeline.decode(model, samples, progress=progress), "sample_rate": SAMPLE_RATE}
+        waveform = pipeline.decode(model, samples, progress=progress)  # whole frames: cut to the source's length
+        return {"waveform": trim_to_source_length(waveform, SAMPLE_RATE, latent), "sample_rate": SAMPLE_RATE}
 
     def encode_audio(self, model, audio: dict, progress: Optional[ProgressHook] = None, prepare=None) -> dict:
         """Sources up to 240 s are encoded; longer ones (for the edit nodes, up to 60 min) become a
         lazy placeholder that only the edit's window is encoded from."""
         _call(prepare, "vae")
-        return edit_pipeline.encode_source(model.vae, audio, progress=progress)
+        out = edit_pipeline.encode_source(model.vae, audio, progress=progress)
+        return with_source_length(out, audio["waveform"].shape[-1], audio["sample_rate"])
 
 
 ADAPTER = AceStepV1Adapter()

@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 
 from ..errors import CheckpointError, InputError
-from ..progress import ProgressHook
+from ..progress import ProgressHook, layer_progress
 from ..validation import validate_audio, validate_choice, validate_range, validate_text
 from .latent import LATENT, MAX_SECONDS, frames_for_duration, latent_dict, latent_samples, seconds_for_frames
 
@@ -33,6 +33,8 @@ __all__ = [
 
 SAMPLERS = ("euler", "heun", "pingpong")
 GUIDANCE_TYPES = ("apg", "cfg", "cfg_star")
+MAX_LYRIC_TOKENS = 4096
+"""The most lyric tokens v1 takes (the official training data's cap)."""
 LANGUAGES = ("auto", "en", "zh", "ja", "ko", "ru", "es", "fr", "de", "it", "pt", "pl", "tr", "cs", "nl",
              "ar", "hu", "hi")
 """Lyric languages of the v1 tokenizer; ``auto`` detects the language of every line."""
@@ -304,8 +306,10 @@ def romanize(lyrics: str, language: str = "auto") -> tuple[str, str]:
 
 @torch.no_grad()
 def encode_conditioning(bundle, tags: str, lyrics: str, lyrics_strength: float = 1.0,
-                        language: str = "auto", lyrics_vocab=None, vocab_dirs=()) -> TextConditioning:
+                        language: str = "auto", lyrics_vocab=None, vocab_dirs=(),
+                        progress: Optional[ProgressHook] = None) -> TextConditioning:
     """Tags -> UMT5 states (and the ERG-tag null states), lyrics -> v1 lyric ids; batch 1, on the CPU.
+    ``progress(done, total)`` after every UMT5 block of both passes (a hook may raise to interrupt).
 
     The ERG null text states are the same UMT5 pass with the attention queries of blocks 8-9 softened
     (official ``get_text_embeddings_null``); the sampler uses them when ERG on tags is on.
@@ -317,6 +321,9 @@ def encode_conditioning(bundle, tags: str, lyrics: str, lyrics_strength: float =
     validate_text(tags, lyrics)
     lyrics_strength = validate_range(lyrics_strength, 0.0, 10.0, "lyrics_strength")
     ids, mask = tokenize_lyrics(lyrics, language, lyrics_vocab, vocab_dirs)
+    if len(ids) > MAX_LYRIC_TOKENS:  # the lyric encoder's attention grows with the square of the length
+        raise InputError(f"lyrics: {len(ids)} lyric tokens is more than the {MAX_LYRIC_TOKENS} ACE-Step v1 reads "
+                         "(its training limit); shorten the lyrics")
     vocab = int(getattr(bundle.dit.config, "lyric_encoder_vocab_size", 0) or 0)
     if vocab and max(ids) >= vocab:
         raise CheckpointError(
@@ -326,9 +333,10 @@ def encode_conditioning(bundle, tags: str, lyrics: str, lyrics_strength: float =
     text_ids, text_mask = bundle.text_tokenizer([tags], max_length=256)  # (1, S_txt) each
     device = _param(bundle.text_encoder).device
     text_ids, text_mask = text_ids.to(device), text_mask.to(device)
-    states = bundle.text_encoder(text_ids, text_mask).float().cpu()  # (1, S_txt, D_txt)
-    with erg_text(bundle.text_encoder):
-        erg_states = bundle.text_encoder(text_ids, text_mask).float().cpu()
+    with layer_progress(bundle.text_encoder.encoder.block, progress, passes=2):  # the plain and the ERG pass
+        states = bundle.text_encoder(text_ids, text_mask).float().cpu()  # (1, S_txt, D_txt)
+        with erg_text(bundle.text_encoder):
+            erg_states = bundle.text_encoder(text_ids, text_mask).float().cpu()
     return TextConditioning(
         text_states=states,
         text_mask=text_mask.cpu().long(),

@@ -12,12 +12,11 @@ from typing import Mapping, Optional
 import torch
 
 from ..errors import InputError
-from ..latent_spec import LatentSpec
+from ..latent_spec import LatentSpec, keep_source_length, trim_to_source_length, with_source_length
 from ..loading.recognise import ACE_V15
 from ..progress import ProgressHook
-from . import pipeline
+from . import pipeline, tasks
 from .loader import load_v15
-from .sampling import seed_generators
 
 LATENT = LatentSpec(family=ACE_V15, frame_shape=(pipeline.LATENT_CHANNELS,), sample_rate=pipeline.SAMPLE_RATE,
                     samples_per_frame=1920, max_seconds=float(pipeline.MAX_SECONDS))
@@ -55,7 +54,11 @@ class AceStep15Adapter:
     family = ACE_V15
     title = "ACE-Step 1.5"
     latent = LATENT
-    capabilities = frozenset({"text2music", "audio2audio"})
+    capabilities = frozenset({"text2music", "audio2audio", "repaint", "extend", "retake", "cover", "extract", "lego",
+                              "complete", "reference_timbre"})
+    editor = tasks
+    text_options = TEXT_OPTIONS
+    """The module the edit nodes call (repaint_latent, outpaint_latent, retake_latent, cover_latent, stem_latent)."""
 
     def load(self, paths, dtype=None, device="cpu", progress: Optional[ProgressHook] = None):
         """The all-in-one file, a split DiT file (VAE and text encoder found beside it), an official
@@ -74,6 +77,36 @@ class AceStep15Adapter:
                              f"known: {', '.join(sorted(known))}")
         return pipeline.SamplerSettings15(**dict(options or {}))
 
+    def settings_from_options(self, options: Mapping) -> tuple[pipeline.SamplerSettings15, list]:
+        """The shared sampler node's options -> (settings, names of the options 1.5 does not use).
+
+        ``steps`` / ``guidance_scale`` 0 mean the variant's official default; ``sampler`` euler is
+        the ODE sampler and pingpong the SDE one (fresh noise each step); heun and cfg_star do not
+        exist for 1.5 (InputError)."""
+        opts = dict(options)
+        sampler = opts.pop("sampler", "euler")
+        methods = {"euler": "ode", "pingpong": "sde", "ode": "ode", "sde": "sde"}
+        if sampler not in methods:
+            raise InputError(f"sampler: {sampler!r} is not available for ACE-Step 1.5; use euler (ODE) or pingpong (SDE)")
+        if opts.get("guidance_type", "apg") not in pipeline.GUIDANCE_TYPES:
+            raise InputError(f"guidance_type: {opts['guidance_type']!r} is not available for ACE-Step 1.5; "
+                             f"use {' or '.join(pipeline.GUIDANCE_TYPES)}")
+        dcw = opts.pop("dcw", "auto")
+        known = set(pipeline.SamplerSettings15.__dataclass_fields__)
+        ignored = sorted(k for k in opts if k not in known)
+        kw = {k: v for k, v in opts.items() if k in known}
+        if kw.get("steps") == 0:
+            kw["steps"] = None
+        if kw.get("guidance_scale") == 0:
+            kw["guidance_scale"] = None
+        kw["method"] = methods[sampler]
+        kw["dcw"] = None if dcw == "auto" else dcw in ("on", True)
+        return pipeline.SamplerSettings15(**kw), ignored
+
+    def notes(self, model, settings) -> list:
+        """Settings that have no effect on the loaded variant (shown on the sampler)."""
+        return self.sampler_settings(settings).notes(model.variant.sampler_kind)
+
     def check_text(self, tags: str, lyrics: str, **options) -> None:
         """Validate the text fields before anything is loaded (InputError naming the field)."""
         self._fields(tags, lyrics, options).prompts()
@@ -85,11 +118,13 @@ class AceStep15Adapter:
                              f"known: {', '.join(TEXT_OPTIONS)}")
         return pipeline.SongFields(caption=tags or "", lyrics=lyrics or "", **options)
 
-    def encode_text(self, model, tags: str, lyrics: str, **options) -> pipeline.TextConditioning15:
+    def encode_text(self, model, tags: str, lyrics: str, progress: Optional[ProgressHook] = None,
+                    **options) -> pipeline.TextConditioning15:
         """Tags/caption and lyrics plus the 1.5 metadata (bpm, keyscale, timesignature, language,
-        duration, task, track_name, complete_track_classes, instruction), each optional."""
+        duration, task, track_name, complete_track_classes, instruction), each optional. ``progress``
+        runs after every text-encoder layer (a hook may raise to interrupt)."""
         fields = self._fields(tags, lyrics, options)
-        return pipeline.encode_text(model.text_encoder, model.text_tokenizer, [fields])
+        return pipeline.encode_text(model.text_encoder, model.text_tokenizer, [fields], progress=progress)
 
     def empty_latent(self, seconds: float, batch: int = 1, name: str = "seconds") -> dict:
         seconds = pipeline.check_seconds(seconds, name)
@@ -99,39 +134,72 @@ class AceStep15Adapter:
 
     def sample(self, model, positive, negative=None, *, latent: dict, seed: int = 0, settings=None,
                denoise: float = 1.0, progress: Optional[ProgressHook] = None, prepare=None) -> dict:
-        """Text to music over ``latent``'s batch and length. ``negative`` is not used by 1.5: its
-        unconditional branch is the model's null condition. ``denoise`` < 1 starts from the
-        latent re-noised to that level (audio to audio)."""
-        samples = latent_samples(latent)
-        batch, frames = samples.shape[0], samples.shape[2]
+        """Text to music over ``latent``'s batch and length, or the edit an edit LATENT describes.
+        ``negative`` is not used by 1.5: its unconditional branch is the model's null condition.
+        ``denoise`` < 1 starts from the latent re-noised to that level (audio to audio); an edit
+        LATENT carries its own strength and refuses denoise < 1."""
+        settings = self.sampler_settings(settings)
         if not 0.0 < float(denoise) <= 1.0:
             raise InputError(f"denoise: must be in (0, 1], got {denoise}")
-        _call(prepare, "dit")
-        seconds = frames * LATENT.samples_per_frame / LATENT.sample_rate
+        if tasks.is_edit_latent(latent):
+            if denoise < 1.0:
+                raise InputError(f"denoise: {denoise:g} is not used for a {latent[tasks.EDIT_KEY].get('task')} edit, "
+                                 "which sets its own strength on the edit node; set denoise to 1.0")
+            text = self.task_text(model, positive, latent[tasks.EDIT_KEY], prepare)
+            return tasks.run_edit(model, latent, text, seed=seed, settings=settings,
+                                  refer_latents=positive.reference_latents, progress=progress, prepare=prepare)
+        samples = latent_samples(latent)
+        batch, frames = samples.shape[0], samples.shape[2]
+        _call(prepare, "model")
         source = samples.transpose(1, 2) if denoise < 1.0 else None  # [B, T, 64]
-        out = pipeline.generate(model.model, positive, kind=model.variant.sampler_kind, seconds=seconds,
-                                frames=frames, batch_size=batch, seed=seed, settings=self.sampler_settings(settings),
+        out = pipeline.generate(model.model, positive, kind=model.variant.sampler_kind, seconds=None,
+                                frames=frames, batch_size=batch, seed=seed, settings=settings,
                                 silence_source=model.silence_latent, source=source, denoise=float(denoise),
-                                progress=progress)
-        return latent_dict(out.float().cpu())
+                                refer=tasks._refer(model.model, positive.reference_latents, batch), progress=progress,
+                                hints=self._hints(model, positive, batch, frames))
+        return keep_source_length(latent, latent_dict(out.float().cpu()))
+
+    @staticmethod
+    def _hints(model, text: pipeline.TextConditioning15, batch: int, frames: int):
+        """The 25 Hz cover hints of the conditioning's LM audio codes (None without codes)."""
+        codes = text.audio_codes
+        if codes is None:
+            return None
+        if codes.shape[0] not in (1, batch):
+            raise InputError(f"audio codes: {codes.shape[0]} items for a batch of {batch}")
+        from .lm.codes import codes_to_hints
+        from .silence import silence_latent
+
+        silence = silence_latent(max(frames, model.model.config.timbre_fix_frame), source=model.silence_latent)
+        return codes_to_hints(model.model, codes, frames, silence)
+
+    def task_text(self, model, text: pipeline.TextConditioning15, edit: dict, prepare=None):
+        """The conditioning re-encoded with the edit task's instruction (when its fields are known)."""
+        if not text.fields:
+            return text
+        fields = [tasks.task_fields(f, edit) for f in text.fields]
+        if fields == list(text.fields):
+            return text
+        _call(prepare, "text_encoder")
+        out = pipeline.encode_text(model.text_encoder, model.text_tokenizer, fields)
+        out.reference_latents = text.reference_latents
+        return out
 
     def decode_audio(self, model, latent: dict, progress: Optional[ProgressHook] = None, prepare=None) -> dict:
+        if tasks.is_edit_latent(latent):  # a sampled edit: spliced into its source where the task keeps it
+            return tasks.decode_edit(model, latent, progress=progress, prepare=prepare)
         samples = latent_samples(latent)
         _call(prepare, "vae")
-        return {"waveform": model.vae.decode(samples, progress=progress), "sample_rate": LATENT.sample_rate}
+        waveform = model.vae.decode(samples, progress=progress)  # whole frames: cut to the source's length
+        return {"waveform": trim_to_source_length(waveform, LATENT.sample_rate, latent), "sample_rate": LATENT.sample_rate}
 
     def encode_audio(self, model, audio: dict, progress: Optional[ProgressHook] = None, prepare=None,
                      seed: int = 0) -> dict:
-        """AUDIO (any rate and channel count, up to 600 s) -> a sampled VAE latent (seeded)."""
-        if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
-            raise InputError("audio: expected an AUDIO dict with 'waveform' and 'sample_rate'")
-        waveform, rate = audio["waveform"], audio["sample_rate"]
-        if isinstance(waveform, torch.Tensor) and waveform.shape[-1] > rate * pipeline.MAX_SECONDS:
-            raise InputError(f"audio: {waveform.shape[-1] / rate:.1f} s is longer than the "
-                             f"{pipeline.MAX_SECONDS} s ACE-Step 1.5 generates in one pass")
+        """AUDIO (any rate and channel count) -> a sampled VAE latent (seeded) carrying its source
+        audio for the edit nodes; sources over 600 s (up to 60 min) are encoded only around an edit."""
         _call(prepare, "vae")
-        generator = seed_generators(seed, 1)[0]
-        return latent_dict(model.vae.encode(waveform, rate, generator=generator, progress=progress).float().cpu())
+        out = tasks.encode_source(model, audio, seed=seed, progress=progress)
+        return with_source_length(out, audio["waveform"].shape[-1], audio["sample_rate"])
 
 
 ADAPTER = AceStep15Adapter()

@@ -22,7 +22,8 @@ from typing import Optional, Sequence
 import torch
 
 from ..errors import InputError
-from ..progress import ProgressHook
+from ..progress import ProgressHook, layer_progress
+from ..validation import validate_text
 from .dcw import DCW_OFF, default_dcw
 from .prompts import DURATION_RANGE, DitPrompts, build_dit_prompts
 from .sampling import (MAX_BATCH, DiTCondition, DiTVelocity, GuidanceSettings, initial_noise, sample,
@@ -87,9 +88,7 @@ class SongFields:
     instruction: Optional[str] = None
 
     def prompts(self) -> DitPrompts:
-        if not self.caption.strip() and not self.lyrics.strip():
-            raise InputError("caption and lyrics: both are empty; give a caption (style) or lyrics "
-                             "(use '[Instrumental]' for music without vocals)")
+        validate_text(self.caption, self.lyrics, "caption")  # stated lengths; not both empty
         return build_dit_prompts(self.task, self.caption, self.lyrics, bpm=self.bpm, keyscale=self.keyscale,
                                  timesignature=self.timesignature, duration=self.duration,
                                  language=self.language, track_name=self.track_name,
@@ -113,6 +112,9 @@ class TextConditioning15:
     plain_text_hidden: torch.Tensor
     plain_text_mask: torch.Tensor
     prompts: list = field(default_factory=list)
+    fields: Optional[list] = None  # the SongFields encoded (re-encoded for another task's instruction)
+    reference_latents: tuple = ()  # timbre reference latents, each [1, 64, T] (core's key)
+    audio_codes: Optional[torch.Tensor] = None  # 5 Hz LM codes [1 or B, N] (core's key): the DiT's cover hints
 
     @property
     def batch(self) -> int:
@@ -134,7 +136,7 @@ class TextConditioning15:
 
         return TextConditioning15(rep(self.text_hidden), rep(self.text_mask), rep(self.lyric_hidden),
                                   rep(self.lyric_mask), rep(self.plain_text_hidden), rep(self.plain_text_mask),
-                                  self.prompts * batch)
+                                  self.prompts * batch, self.fields, self.reference_latents, self.audio_codes)
 
 
 def _run_text_encoder(text_encoder, ids: torch.Tensor) -> torch.Tensor:
@@ -143,8 +145,10 @@ def _run_text_encoder(text_encoder, ids: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_text(text_encoder, tokenizer, fields: Sequence[SongFields]) -> TextConditioning15:
-    """Prompts of each item → Qwen3 states. Caption ≤ 256 tokens, lyrics ≤ 2048 (cut as upstream)."""
+def encode_text(text_encoder, tokenizer, fields: Sequence[SongFields],
+                progress: Optional[ProgressHook] = None) -> TextConditioning15:
+    """Prompts of each item → Qwen3 states. Caption ≤ 256 tokens, lyrics ≤ 2048 (cut as upstream).
+    ``progress(done, total)`` after every Qwen3 layer (a hook may raise to interrupt)."""
     if not fields:
         raise InputError("song fields: the batch is empty")
     prompts = [f.prompts() for f in fields]
@@ -152,13 +156,14 @@ def encode_text(text_encoder, tokenizer, fields: Sequence[SongFields]) -> TextCo
     lyric_ids, lyric_mask = tokenizer.batch([p.lyric_prompt for p in prompts], LYRIC_MAX_TOKENS)
     plain_ids, plain_mask = tokenizer.batch([p.text2music_caption_prompt for p in prompts], CAPTION_MAX_TOKENS)
     param = next(text_encoder.parameters())
-    text_hidden = _run_text_encoder(text_encoder, caption_ids)
     same = plain_ids.shape == caption_ids.shape and torch.equal(plain_ids, caption_ids)
-    plain_hidden = text_hidden if same else _run_text_encoder(text_encoder, plain_ids)
+    with layer_progress(text_encoder.layers, progress, passes=1 if same else 2):
+        text_hidden = _run_text_encoder(text_encoder, caption_ids)
+        plain_hidden = text_hidden if same else _run_text_encoder(text_encoder, plain_ids)
     lyric_hidden = text_encoder.embed(lyric_ids.to(param.device))
     dev = param.device
     return TextConditioning15(text_hidden, caption_mask.to(dev), lyric_hidden, lyric_mask.to(dev),
-                              plain_hidden, plain_mask.to(dev), prompts)
+                              plain_hidden, plain_mask.to(dev), prompts, list(fields))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -251,14 +256,15 @@ def generate(model, text: TextConditioning15, *, kind: str, seconds: Optional[fl
              frames: Optional[int] = None, batch_size: int = 1, seed=0,
              settings: Optional[SamplerSettings15] = None, silence_source: Optional[torch.Tensor] = None,
              refer: Optional[tuple] = None, source: Optional[torch.Tensor] = None, denoise: float = 1.0,
-             progress: Optional[ProgressHook] = None) -> torch.Tensor:
+             progress: Optional[ProgressHook] = None, hints: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Text to music. Returns latents [B, 64, frames] (float32, channel-first, 25 Hz).
 
     model: :class:`~.model.AceStep15Model`; text: :func:`encode_text` (1 or ``batch_size`` items);
     kind: turbo/base/sft (picks the schedule and defaults); seconds, or ``frames`` (25 Hz) when
     given; seed: int (item k uses seed + k) or a list of ``batch_size`` seeds; silence_source:
     the checkpoint's silence latent [1, S, 64] if any; source [B, T, 64] with ``denoise`` < 1:
-    start from the source re-noised to the schedule time nearest ``denoise`` (audio to audio).
+    start from the source re-noised to the schedule time nearest ``denoise`` (audio to audio);
+    hints [1 or B, ≥frames, 64]: 25 Hz LM hints (from audio codes) as every item's cover source.
     """
     if frames is None:
         frames = frames_for_seconds(check_seconds(seconds))
@@ -277,7 +283,10 @@ def generate(model, text: TextConditioning15, *, kind: str, seconds: Optional[fl
     silence = silence_latent(max(frames, model.config.timbre_fix_frame), source=silence_source)
     src = silence[:, :frames].expand(batch_size, frames, LATENT_CHANNELS)  # [B, T, 64]
     chunk = torch.ones(batch_size, frames)
-    cond = build_condition(model, text, src, chunk, silence, refer=refer)
+    covers = None if hints is None else torch.ones(batch_size)
+    if hints is not None:
+        hints = hints.expand(batch_size, *hints.shape[1:]) if hints.shape[0] == 1 else hints
+    cond = build_condition(model, text, src, chunk, silence, refer=refer, is_covers=covers, precomputed_hints=hints)
     generators = seed_generators(seed, batch_size)
     noise = initial_noise(generators, batch_size, frames, device=model.device, dtype=torch.float32)
     schedule = make_schedule(kind, s.steps, s.shift, s.timesteps)

@@ -123,6 +123,15 @@ class KVCache:
         self._lengths[index] = past + new
         return buffers[0][:, :, :past + new], buffers[1][:, :, :past + new]
 
+    def select_rows(self, rows: torch.Tensor) -> "KVCache":
+        """A new cache holding batch rows ``rows`` (LongTensor) of this one, e.g. one prompt's
+        keys/values repeated for every item of a batch (the prompt is not run again)."""
+        out = KVCache()
+        for buffers, length in zip(self._buffers, self._lengths):
+            out._buffers.append(None if buffers is None else tuple(t[rows] for t in buffers))  # (B', Hkv, cap, hd)
+            out._lengths.append(length)
+        return out
+
 
 def _attention_mask(length: int, past: int, attention_mask: Optional[torch.Tensor], device
                     ) -> torch.Tensor:

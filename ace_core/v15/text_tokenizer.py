@@ -135,6 +135,10 @@ class Qwen3Tokenizer:
     def token_to_id(self, token: str) -> Optional[int]:
         return self._tok.token_to_id(token)
 
+    def id_to_token(self, token_id: int) -> Optional[str]:
+        """The byte-level string of one id (``Ġ`` = space, ``Ċ`` = newline), None when unknown."""
+        return self._tok.id_to_token(int(token_id))
+
     def batch(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Each text encoded and cut to ``max_length``, right-padded with :data:`PAD_ID`.
 

@@ -5,9 +5,11 @@ import { app } from "../../../scripts/app.js";
 const ROMANIZER = "AceForge_LyricRomanizer";
 const SETTING = "AceForge.LyricRomanizer.ShowLanguages";
 const WIDGET = "detected_languages";
+const NOTED = ["AceForge_CheckpointLoader", "AceForge_SplitCheckpointLoader", "AceForge_TextEncodeAceStepAudio",
+               "AceForge_KSampler"];
 
 // Call `callback` after the object's existing `property` function (if any), keeping its result.
-function chainCallback(object, property, callback) {
+export function chainCallback(object, property, callback) {
   const original = object[property];
   object[property] = function (...args) {
     const result = original?.apply(this, args);
@@ -48,11 +50,18 @@ app.registerExtension({
     },
   ],
   nodeCreated(node) {
-    if (node.comfyClass !== ROMANIZER) return;
-    chainCallback(node, "onExecuted", function (message) {
-      if (app.extensionManager?.setting?.get(SETTING) === false) return;
-      const text = (message?.text ?? []).join("\n");
-      if (text) showLanguages(this, text);
-    });
+    if (node.comfyClass === ROMANIZER) {
+      chainCallback(node, "onExecuted", function (message) {
+        if (app.extensionManager?.setting?.get(SETTING) === false) return;
+        const text = (message?.text ?? []).join("\n");
+        if (text) showLanguages(this, text);
+      });
+    } else if (NOTED.includes(node.comfyClass)) {
+      // the loaded variant (loaders) and settings without effect on the loaded model (encoder, sampler)
+      chainCallback(node, "onExecuted", function (message) {
+        const text = (message?.text ?? []).join("\n");
+        if (text) showLanguages(this, text);
+      });
+    }
   },
 });
