@@ -128,7 +128,8 @@ class TextEncodeAceStepAudio:
                  if set_ and (name in V1_INPUTS) == reads_metadata]
         model.adapter.check_text(tags, lyrics, **{k: v for k, v in options.items() if k != "vocab_dirs"})
         model.prepare("text_encoder")
-        cond = model.adapter.encode_text(model.bundle, tags, lyrics, **options)
+        cond = model.adapter.encode_text(model.bundle, tags, lyrics, progress=comfy_compat.progress_hook("text encoding"),
+                                         **options)
         for note in notes:
             log.warning("AceForge: text encode: %s", note)
         result = (encode_for(model, cond),)

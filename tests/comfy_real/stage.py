@@ -134,10 +134,10 @@ def ui_workflows() -> list[Path]:
 FAST = {
     "ace_v1": {"seconds": 1.0, "steps": 3, "start_time": 0.4, "end_time": 1.0, "extend_before_duration": 0.5,
                "extend_after_duration": 1.0},
-    "ace_v15": {"seconds": 10.0, "duration": 10.0, "max_duration": 30, "steps": 2, "start_time": 2.0, "end_time": 4.0,
-                "extend_before_duration": 1.0, "extend_after_duration": 2.0},
+    "ace_v15": {"seconds": 10.0, "duration": 10.0, "max_duration": 30, "steps": 2, "start_time": 1.0, "end_time": 2.0,
+                "extend_before_duration": 0.5, "extend_after_duration": 1.0},
 }
-SOURCE = {"ace_v1": (48000, 1.5), "ace_v15": (48000, 10.5)}
+SOURCE = {"ace_v1": (48000, 1.5), "ace_v15": (48000, 3.0)}
 """(rate, seconds) of the mono tone given to LoadAudio, per family."""
 OUTPUT_RATE = {"ace_v1": 44100, "ace_v15": 48000}
 

@@ -33,6 +33,17 @@ def page(server):
 
 
 def _frontend_prompt(page, workflow: dict) -> dict:
+    """graphToPrompt() of ``workflow``; retried while the node definitions are still loading (the
+    first load after start-up may see unknown node types)."""
+    for _ in range(60):
+        prompt = _load_and_convert(page, workflow)
+        if all(node.get("class_type") for node in prompt.values()):
+            return prompt
+        page.wait_for_timeout(500)
+    return prompt
+
+
+def _load_and_convert(page, workflow: dict) -> dict:
     return page.evaluate(
         """async (wf) => {
             const app = window.app || window.comfyAPI.app.app;
