@@ -137,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     a2a.add_argument("--input", required=True, help="the source audio file")
     a2a.add_argument("--denoise", type=float, default=0.5,
                      help="how much to change, 0 < d <= 1 (official ref_audio_strength = 1 - d; default 0.5)")
+    from .cli_edit import add_edit_parsers
     from .comfy_client import add_queue_parser
+
+    add_edit_parsers(sub, _common)
 
     add_queue_parser(sub)
     return parser
@@ -373,9 +376,18 @@ def run(args, argv: Sequence[str]) -> list[Path]:
     from .loading.recognise import ACE_V1
     from .validation import validate_audio, validate_range, validate_text
 
+    from dataclasses import replace
+
+    from .cli_edit import EDIT_COMMANDS, edit_latent, edit_task
+    from .editing.regions import MAX_SOURCE_SECONDS
+    from .family import require
+
     checkpoint = _checkpoint(args)
     adapter = _adapter(checkpoint, args.demo)
     v1 = adapter.family == ACE_V1
+    editing = args.command in EDIT_COMMANDS
+    if editing:
+        require(adapter, edit_task(args))
     sampler_options, text_options = _family_options(adapter, args)
     settings = adapter.sampler_settings(sampler_options)
     lyrics = _read_lyrics(args)
@@ -395,14 +407,18 @@ def run(args, argv: Sequence[str]) -> list[Path]:
             text_options["duration"] = args.seconds  # the metadata states the length asked for
         denoise = 1.0
     else:
-        if not 0.0 < validate_range(args.denoise, None, None, "--denoise") <= 1.0:
-            raise InputError(f"--denoise: {args.denoise!r} is outside the allowed range (0, 1] "
-                             "(0 would return the input unchanged)")
-        waveform, rate = load_audio(args.input, "--input", max_seconds=adapter.latent.max_seconds)
-        source = validate_audio(waveform, rate, adapter.latent, "--input")
+        if editing:  # the editors take sources up to 60 minutes (only a window around the edit is encoded)
+            spec, denoise = replace(adapter.latent, max_seconds=MAX_SOURCE_SECONDS), 1.0
+        else:
+            spec, denoise = adapter.latent, args.denoise
+            if not 0.0 < validate_range(args.denoise, None, None, "--denoise") <= 1.0:
+                raise InputError(f"--denoise: {args.denoise!r} is outside the allowed range (0, 1] "
+                                 "(0 would return the input unchanged)")
+        waveform, rate = load_audio(args.input, "--input", max_seconds=spec.max_seconds)
+        source = validate_audio(waveform, rate, spec, "--input")
         if not v1:
             text_options["duration"] = source.shape[-1] / rate
-        batch, denoise = 1, args.denoise
+        batch = 1
     outputs = _outputs(args.out, batch)
     device = _device(args.device)
     dtype = _dtype(args.dtype, device)
@@ -432,11 +448,13 @@ def run(args, argv: Sequence[str]) -> list[Path]:
         if source is not None:
             latent = adapter.encode_audio(model, {"waveform": source, "sample_rate": rate},
                                           progress=_progress("encoding ", args.quiet))
+            if editing:
+                latent = edit_latent(adapter, latent, args)
         latent = adapter.sample(model, cond, latent=latent, seed=args.seed, settings=settings, denoise=denoise,
                                 progress=_progress("sampling ", args.quiet))
         audio = adapter.decode_audio(model, latent, progress=_progress("decoding ", args.quiet))
     waveform, out_rate = audio["waveform"].cpu(), int(audio["sample_rate"])
-    if source is not None:
+    if source is not None and not editing:
         waveform = waveform[..., : int(round(source.shape[-1] * out_rate / rate))]
     written = []
     for k, path in enumerate(outputs):

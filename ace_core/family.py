@@ -45,6 +45,8 @@ class FamilyAdapter(Protocol):
     title: str
     latent: LatentSpec
     capabilities: frozenset
+    editor: object
+    """The module that builds the family's edit LATENTs (``repaint_latent``, ``outpaint_latent``, ...)."""
 
     def load(self, paths: Paths, dtype=None, device="cpu", progress: Optional[ProgressHook] = None):
         """The loaded model from a file, a folder, or the files of one model."""

@@ -4,7 +4,7 @@
 emits a LATENT carrying an ``aceforge_edit`` description (``ace_core/v1/edit_pipeline.py``,
 ``ace_core/v15/tasks.py``) that the ACE-Step KSampler runs with the family's official loops and
 ACE-Step VAE Decode splices back into the source audio. The source latent's family picks the
-editor (:data:`EDITORS`, one line per family)."""
+editor (the adapter's ``editor``)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,12 @@ from ..ace_core.editing import regions as er
 from ..ace_core.editing.seams import CROSSFADE_CURVES
 from ..ace_core.errors import InputError
 from ..ace_core.family import adapter_for_latent, require
-from ..ace_core.loading.recognise import ACE_V1, ACE_V15
 from ..ace_core.v1 import edit_pipeline as ep
 from ..ace_core.v1.latent import LATENT as V1_LATENT
 from ..ace_core.v1.pipeline import validate_choice
 from ..ace_core.v15 import tasks as v15_tasks
 from ..ace_core.v15.repaint import REPAINT_MODES
 
-EDITORS = {ACE_V1: ep, ACE_V15: v15_tasks}
-"""family -> the module whose repaint_latent / outpaint_latent / retake_latent / ... build its edit LATENTs."""
 
 OUTPAINT_MAX_SECONDS = math.floor(10 * (V1_LATENT.seconds(V1_LATENT.max_frames - math.ceil(V1_LATENT.frames_per_second))
                                         - V1_LATENT.seconds(1))) / 10
@@ -34,7 +31,7 @@ source context and one frame), so the declared range and the accepted one agree.
 def editor(latent, task: str, name: str = "source"):
     adapter = adapter_for_latent(latent, name)
     require(adapter, task)
-    return EDITORS[adapter.family]
+    return adapter.editor
 
 
 def _call(fn, *args, **kwargs):

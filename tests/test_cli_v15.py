@@ -83,3 +83,64 @@ def test_bad_input_names_the_option_and_writes_nothing(split_checkpoint, tmp_pat
 def test_v15_option_with_a_v1_model_is_refused(tmp_path, capsys):
     code, err = run(["generate", "--demo", "--bpm", "120", "--out", tmp_path / "x.wav"], capsys)
     assert code == 2 and "--bpm: not an option of ACE-Step v1" in err
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    """12 s of a stereo 44.1 kHz tone (another rate than the model's 48 kHz)."""
+    import numpy as np
+
+    t = np.arange(12 * 44100) / 44100
+    path = tmp_path_factory.mktemp("audio") / "song.wav"
+    sf.write(str(path), np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.3 * np.sin(2 * np.pi * 330 * t)], 1), 44100)
+    return path
+
+
+@pytest.mark.parametrize("command,extra,seconds", [
+    ("repaint", ["--start-time", "2", "--end-time", "6", "--repaint-mode", "conservative"], 12.0),
+    ("extend", ["--extend-before-duration", "0", "--extend-after-duration", "4"], 16.0),
+    ("cover", ["--audio-cover-strength", "0.5", "--cover-noise-strength", "0.2"], 12.0),
+])
+def test_edit_commands(split_checkpoint, song, tmp_path, capsys, command, extra, seconds):
+    out = tmp_path / f"{command}.wav"
+    code, err = run([command, "--checkpoint", split_checkpoint, "--input", song, "--caption", "lo-fi", "--steps", "2",
+                     "--quiet", "--out", out, *extra], capsys)
+    assert code == 0, err
+    data, rate = sf.read(str(out))
+    assert rate == 48000 and data.shape[1] == 2 and abs(data.shape[0] / rate - seconds) < 0.05
+
+
+def test_repaint_keeps_the_source_outside_the_region(split_checkpoint, song, tmp_path, capsys):
+    import numpy as np
+
+    out = tmp_path / "r.wav"
+    code, err = run(["repaint", "--checkpoint", split_checkpoint, "--input", song, "--caption", "x", "--steps", "2",
+                     "--start-time", "4", "--end-time", "8", "--repaint-mode", "balanced", "--quiet", "--out", out],
+                    capsys)
+    assert code == 0, err
+    result, _ = sf.read(str(out))
+    changed = np.abs(result[: 48000 * 3] - result[: 48000 * 3].mean()).max() > 0  # audio is there
+    outside = result[48000 * 9: 48000 * 11]
+    reference = 0.3 * np.sin(2 * np.pi * 220 * (np.arange(48000 * 9, 48000 * 11) / 48000))
+    assert changed and np.abs(outside[:, 0] - reference).max() < 0.02  # the source, resampled, kept
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["extract", "--track-name", "vocals"], r"base"),  # a turbo model cannot extract stems
+    (["extract", "--track-name", "kazoo"], r"track_name"),
+    (["repaint", "--start-time", "8", "--end-time", "4"], r"start_time|end_time"),
+])
+def test_edit_commands_refuse_bad_input(split_checkpoint, song, tmp_path, capsys, argv, message):
+    import re
+
+    out = tmp_path / "x.wav"
+    command, *rest = argv
+    code, err = run([command, "--checkpoint", split_checkpoint, "--input", song, "--caption", "x", "--out", out,
+                     *rest], capsys)
+    assert code == 2 and re.search(message, err), err
+    assert not out.exists()
+
+
+def test_cover_is_refused_for_v1(song, tmp_path, capsys):
+    code, err = run(["cover", "--demo", "--input", song, "--out", tmp_path / "x.wav"], capsys)
+    assert code == 2 and "cover" in err and "v1" in err

@@ -29,6 +29,8 @@ class AceStepV1Adapter:
     title = "ACE-Step v1 (3.5B)"
     latent = LATENT
     capabilities = frozenset({"text2music", "audio2audio", "repaint", "extend", "retake", "flowedit"})
+    editor = edit_pipeline
+    """Builds the edit LATENTs (repaint_latent, outpaint_latent, retake_latent, flowedit_latent)."""
 
     def load(self, paths, dtype=None, device="cpu", progress: Optional[ProgressHook] = None):
         """One all-in-one file or the official folder (or a file/folder inside it)."""
