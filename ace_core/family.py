@@ -76,6 +76,12 @@ class FamilyAdapter(Protocol):
         """AUDIO (any rate and channel count) -> the source LATENT."""
 
 
+def call_prepare(prepare: Prepare, part: str) -> None:
+    """Tell the caller (ComfyUI: load it onto the GPU) that ``part`` is about to run."""
+    if prepare is not None:
+        prepare(part)
+
+
 def adapter_for(family: str) -> FamilyAdapter:
     """The registered adapter of ``family``; InputError naming the known families otherwise."""
     module = ADAPTERS.get(family)
@@ -146,6 +152,6 @@ def require(adapter: FamilyAdapter, task: str) -> None:
 
 
 __all__ = [
-    "ADAPTERS", "FamilyAdapter", "TASKS", "adapter_for", "adapter_for_latent", "adapter_for_path",
+    "ADAPTERS", "FamilyAdapter", "TASKS", "adapter_for", "call_prepare", "adapter_for_latent", "adapter_for_path",
     "family_of_path", "require",
 ]

@@ -10,16 +10,12 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from ..errors import InputError
+from ..family import call_prepare
 from ..latent_spec import keep_source_length, trim_to_source_length, with_source_length
 from ..progress import ProgressHook
 from ..validation import validate_choice, validate_range, validate_text
 from . import edit_pipeline, loader, pipeline
 from .latent import LATENT, LATENT_FAMILY, SAMPLE_RATE, latent_dict, latent_samples
-
-
-def _call(prepare, part: str) -> None:
-    if prepare is not None:
-        prepare(part)
 
 
 class AceStepV1Adapter:
@@ -67,7 +63,7 @@ class AceStepV1Adapter:
             return edit_pipeline.run_edit(model, latent, positive, negative, seed=seed, settings=settings,
                                           progress=progress, prepare=prepare)
         samples = latent_samples(latent, "latent")
-        _call(prepare, "dit")
+        call_prepare(prepare, "dit")
         out = pipeline.generate(model, positive, negative, latent=samples, seed=seed, settings=settings,
                                 denoise=denoise, progress=progress)
         return keep_source_length(latent, latent_dict(out.float().cpu()))
@@ -76,14 +72,14 @@ class AceStepV1Adapter:
         if edit_pipeline.is_edit_latent(latent):  # a sampled repaint/outpaint: spliced into its source
             return edit_pipeline.decode_and_splice(model, latent, progress=progress, prepare=prepare)
         samples = latent_samples(latent, "latent")
-        _call(prepare, "vae")
+        call_prepare(prepare, "vae")
         waveform = pipeline.decode(model, samples, progress=progress)  # whole frames: cut to the source's length
         return {"waveform": trim_to_source_length(waveform, SAMPLE_RATE, latent), "sample_rate": SAMPLE_RATE}
 
     def encode_audio(self, model, audio: dict, progress: Optional[ProgressHook] = None, prepare=None) -> dict:
         """Sources up to 240 s are encoded; longer ones (for the edit nodes, up to 60 min) become a
         lazy placeholder that only the edit's window is encoded from."""
-        _call(prepare, "vae")
+        call_prepare(prepare, "vae")
         out = edit_pipeline.encode_source(model.vae, audio, progress=progress)
         return with_source_length(out, audio["waveform"].shape[-1], audio["sample_rate"])
 

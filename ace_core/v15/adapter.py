@@ -12,6 +12,7 @@ from typing import Mapping, Optional
 import torch
 
 from ..errors import InputError
+from ..family import call_prepare
 from ..latent_spec import LatentSpec, keep_source_length, trim_to_source_length, with_source_length
 from ..loading.recognise import ACE_V15
 from ..progress import ProgressHook
@@ -41,11 +42,6 @@ def latent_samples(latent, name: str = "latent") -> torch.Tensor:
         shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
         raise InputError(f"{name}: expected an ACE-Step 1.5 latent of shape {LATENT.layout}, got {shape}")
     return samples
-
-
-def _call(prepare, part: str) -> None:
-    if prepare is not None:
-        prepare(part)
 
 
 class AceStep15Adapter:
@@ -150,7 +146,7 @@ class AceStep15Adapter:
                                   refer_latents=positive.reference_latents, progress=progress, prepare=prepare)
         samples = latent_samples(latent)
         batch, frames = samples.shape[0], samples.shape[2]
-        _call(prepare, "model")
+        call_prepare(prepare, "model")
         source = samples.transpose(1, 2) if denoise < 1.0 else None  # [B, T, 64]
         out = pipeline.generate(model.model, positive, kind=model.variant.sampler_kind, seconds=None,
                                 frames=frames, batch_size=batch, seed=seed, settings=settings,
@@ -180,7 +176,7 @@ class AceStep15Adapter:
         fields = [tasks.task_fields(f, edit) for f in text.fields]
         if fields == list(text.fields):
             return text
-        _call(prepare, "text_encoder")
+        call_prepare(prepare, "text_encoder")
         out = pipeline.encode_text(model.text_encoder, model.text_tokenizer, fields)
         out.reference_latents = text.reference_latents
         return out
@@ -189,7 +185,7 @@ class AceStep15Adapter:
         if tasks.is_edit_latent(latent):  # a sampled edit: spliced into its source where the task keeps it
             return tasks.decode_edit(model, latent, progress=progress, prepare=prepare)
         samples = latent_samples(latent)
-        _call(prepare, "vae")
+        call_prepare(prepare, "vae")
         waveform = model.vae.decode(samples, progress=progress)  # whole frames: cut to the source's length
         return {"waveform": trim_to_source_length(waveform, LATENT.sample_rate, latent), "sample_rate": LATENT.sample_rate}
 
@@ -197,7 +193,7 @@ class AceStep15Adapter:
                      seed: int = 0) -> dict:
         """AUDIO (any rate and channel count) -> a sampled VAE latent (seeded) carrying its source
         audio for the edit nodes; sources over 600 s (up to 60 min) are encoded only around an edit."""
-        _call(prepare, "vae")
+        call_prepare(prepare, "vae")
         out = tasks.encode_source(model, audio, seed=seed, progress=progress)
         return with_source_length(out, audio["waveform"].shape[-1], audio["sample_rate"])
 
