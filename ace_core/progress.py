@@ -41,6 +41,26 @@ def layer_progress(layers: Iterable, progress: Optional[ProgressHook], passes: i
             handle.remove()
 
 
+@contextmanager
+def interrupt_points(modules: Iterable, check: Callable[[], None]) -> Iterator[None]:
+    """Within the block, ``check()`` runs after the forward of every weight-holding layer inside
+    ``modules`` (forward hooks), so a long window (a VAE stage) can be interrupted mid-way: the
+    caller's check re-reports its current progress, and a hook that raises stops the pass."""
+    handles = []
+
+    def after(module, args, output) -> None:
+        check()
+
+    try:
+        for root in modules:
+            handles += [m.register_forward_hook(after) for m in root.modules()
+                        if next(m.parameters(recurse=False), None) is not None]
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 class ConsoleProgress:
     """A plain one-line progress display for the CLI and scripts (stderr)."""
 

@@ -264,11 +264,14 @@ def progress_hook(label: str, quiet: bool = False) -> Callable[[int, int], None]
     """A ``ProgressHook`` for ace_core loops: ComfyUI's progress bar plus the interrupt check
     inside ComfyUI; a console line outside (none with ``quiet``)."""
     if IN_COMFYUI and _comfy_utils is not None:
-        bar = None
+        bar, last = None, None
 
         def hook(done: int, total: int) -> None:
-            nonlocal bar
+            nonlocal bar, last
             check_interrupt()
+            if (done, total) == last:
+                return  # a re-report from inside a layer (interrupt point): nothing new to draw
+            last = (done, total)
             if bar is None:
                 bar = _comfy_utils.ProgressBar(total)
             bar.update_absolute(done, total)

@@ -37,7 +37,7 @@ from ..audio.channels import to_stereo
 from ..audio.mel import MAX_MEL_VALUE, MIN_MEL_VALUE, denormalize_mel, normalize_mel
 from ..audio.resample import check_rate, resample
 from ..errors import InputError
-from ..progress import ProgressHook, report
+from ..progress import ProgressHook, interrupt_points, report
 from .dcae import DCAEConfig, MusicDCAEAutoencoder
 from .vocoder import ADaMoSHiFiGAN, VocoderConfig
 
@@ -257,10 +257,12 @@ class MusicVAE(nn.Module):
         mel = self.mel_from_wave(wave, sample_rate)  # (B, 2, n_mels, T_mel)
         dtype = self._param(self.dcae).dtype
         latents = []
-        for i in range(mel.shape[0]):
-            z = self.dcae.encoder(mel[i : i + 1].to(dtype))  # (1, 8, 16, T)
-            latents.append(((z.float() - self.LATENT_SHIFT) * self.LATENT_SCALE).to(wave.device))
-            report(progress, i + 1, mel.shape[0])
+        with interrupt_points([self.dcae.encoder] if progress is not None else [],
+                              lambda: report(progress, len(latents), mel.shape[0])):
+            for i in range(mel.shape[0]):
+                z = self.dcae.encoder(mel[i : i + 1].to(dtype))  # (1, 8, 16, T)
+                latents.append(((z.float() - self.LATENT_SHIFT) * self.LATENT_SCALE).to(wave.device))
+                report(progress, i + 1, mel.shape[0])
         return torch.cat(latents, dim=0)
 
     # --- decode --------------------------------------------------------------------------------
@@ -362,11 +364,13 @@ class MusicVAE(nn.Module):
 
         out_device = latent.device if (dcae_w or voc_w) else None
         wavs = []
-        for i in range(b):
-            mel = self.decode_mel(latent[i : i + 1], windowed=dcae_w, tick=tick)  # (1, 2, n_mels, T_mel)
-            wav = self.vocode(mel, windowed=voc_w, tick=tick, out_device=out_device)  # (2, L)
-            del mel
-            if sample_rate is not None and sample_rate != self.sample_rate:
-                wav = resample(wav, self.sample_rate, sample_rate)
-            wavs.append(wav.to(latent.device))
+        checked = [self.dcae.decoder, self.vocoder] if progress is not None else []
+        with interrupt_points(checked, lambda: report(progress, done, total)):  # cancel inside a window too
+            for i in range(b):
+                mel = self.decode_mel(latent[i : i + 1], windowed=dcae_w, tick=tick)  # (1, 2, n_mels, T_mel)
+                wav = self.vocode(mel, windowed=voc_w, tick=tick, out_device=out_device)  # (2, L)
+                del mel
+                if sample_rate is not None and sample_rate != self.sample_rate:
+                    wav = resample(wav, self.sample_rate, sample_rate)
+                wavs.append(wav.to(latent.device))
         return torch.stack(wavs, dim=0)  # (B, 2, L)
