@@ -42,19 +42,21 @@ def layer_progress(layers: Iterable, progress: Optional[ProgressHook], passes: i
 
 
 @contextmanager
-def interrupt_points(modules: Iterable, check: Callable[[], None]) -> Iterator[None]:
-    """Within the block, ``check()`` runs after the forward of every weight-holding layer inside
-    ``modules`` (forward hooks), so a long window (a VAE stage) can be interrupted mid-way: the
-    caller's check re-reports its current progress, and a hook that raises stops the pass."""
+def interrupt_points(modules: Iterable, progress: Optional[ProgressHook]) -> Iterator[None]:
+    """Within the block, ``progress.check_interrupt()`` (when the hook has one: ComfyUI's does)
+    runs after the forward of every weight-holding layer inside ``modules``, so a long window (a VAE
+    stage) can be cancelled mid-way; the progress itself is still reported by the caller."""
+    check = getattr(progress, "check_interrupt", None)
     handles = []
 
     def after(module, args, output) -> None:
         check()
 
     try:
-        for root in modules:
-            handles += [m.register_forward_hook(after) for m in root.modules()
-                        if next(m.parameters(recurse=False), None) is not None]
+        if check is not None:
+            for root in modules:
+                handles += [m.register_forward_hook(after) for m in root.modules()
+                            if next(m.parameters(recurse=False), None) is not None]
         yield
     finally:
         for handle in handles:

@@ -264,17 +264,16 @@ def progress_hook(label: str, quiet: bool = False) -> Callable[[int, int], None]
     """A ``ProgressHook`` for ace_core loops: ComfyUI's progress bar plus the interrupt check
     inside ComfyUI; a console line outside (none with ``quiet``)."""
     if IN_COMFYUI and _comfy_utils is not None:
-        bar, last = None, None
+        bar = None
 
         def hook(done: int, total: int) -> None:
-            nonlocal bar, last
+            nonlocal bar
             check_interrupt()
-            if (done, total) == last:
-                return  # a re-report from inside a layer (interrupt point): nothing new to draw
-            last = (done, total)
             if bar is None:
                 bar = _comfy_utils.ProgressBar(total)
             bar.update_absolute(done, total)
+
+        hook.check_interrupt = check_interrupt  # ace_core checks it inside long layers too
 
         return hook
     if quiet or os.environ.get("ACEFORGE_QUIET"):

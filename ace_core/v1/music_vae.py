@@ -257,8 +257,7 @@ class MusicVAE(nn.Module):
         mel = self.mel_from_wave(wave, sample_rate)  # (B, 2, n_mels, T_mel)
         dtype = self._param(self.dcae).dtype
         latents = []
-        with interrupt_points([self.dcae.encoder] if progress is not None else [],
-                              lambda: report(progress, len(latents), mel.shape[0])):
+        with interrupt_points([self.dcae.encoder], progress):
             for i in range(mel.shape[0]):
                 z = self.dcae.encoder(mel[i : i + 1].to(dtype))  # (1, 8, 16, T)
                 latents.append(((z.float() - self.LATENT_SHIFT) * self.LATENT_SCALE).to(wave.device))
@@ -364,8 +363,7 @@ class MusicVAE(nn.Module):
 
         out_device = latent.device if (dcae_w or voc_w) else None
         wavs = []
-        checked = [self.dcae.decoder, self.vocoder] if progress is not None else []
-        with interrupt_points(checked, lambda: report(progress, done, total)):  # cancel inside a window too
+        with interrupt_points([self.dcae.decoder, self.vocoder], progress):  # cancel inside a window too
             for i in range(b):
                 mel = self.decode_mel(latent[i : i + 1], windowed=dcae_w, tick=tick)  # (1, 2, n_mels, T_mel)
                 wav = self.vocode(mel, windowed=voc_w, tick=tick, out_device=out_device)  # (2, L)

@@ -151,10 +151,7 @@ class MusicVAE15(nn.Module):
         plan = plan_windows(frames, int(self.windows.encode_core), context)
         dtype = self._param().dtype
         mean = scale = None
-        done = [0]
-        checked = [self.model.encoder] if progress is not None else []
-        with fused_weight_norm(self.model.encoder), \
-                interrupt_points(checked, lambda: report(progress, done[0], len(plan))):  # cancel mid-window
+        with fused_weight_norm(self.model.encoder), interrupt_points([self.model.encoder], progress):
             for k, (w0, w1, a, b) in enumerate(plan):
                 s1 = length if w1 >= frames else w1 * hop  # a window that reaches the end takes every sample
                 dist = self.model.encode(x[..., w0 * hop : s1].to(dtype))  # (B, C, frames of the window)
@@ -165,7 +162,6 @@ class MusicVAE15(nn.Module):
                 mean[..., a:b] = dist.mean[..., a - w0 : b - w0].float()
                 scale[..., a:b] = dist.scale_raw[..., a - w0 : b - w0].float()
                 del dist
-                done[0] = k + 1
                 report(progress, k + 1, len(plan))
         return mean, F.softplus(scale) + STD_FLOOR
 
@@ -213,10 +209,7 @@ class MusicVAE15(nn.Module):
         plan = plan_windows(frames, int(self.windows.decode_core), context)
         p = self._param()
         out = None
-        done = [0]
-        checked = [self.model.decoder] if progress is not None else []
-        with fused_weight_norm(self.model.decoder), \
-                interrupt_points(checked, lambda: report(progress, done[0], len(plan))):  # cancel mid-window
+        with fused_weight_norm(self.model.decoder), interrupt_points([self.model.decoder], progress):
             for k, (w0, w1, a, b) in enumerate(plan):
                 y = self.model.decode(latents[..., w0:w1].to(device=p.device, dtype=p.dtype))  # (B, 2, ~(w1-w0)*hop)
                 if out is None:
@@ -224,6 +217,5 @@ class MusicVAE15(nn.Module):
                 end = total if b >= frames else b * hop  # the last core keeps the tail exactly as returned
                 out[..., a * hop : end] = y[..., (a - w0) * hop : end - w0 * hop].to(out.device, torch.float32)
                 del y
-                done[0] = k + 1
                 report(progress, k + 1, len(plan))
         return out
