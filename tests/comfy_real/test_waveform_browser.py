@@ -88,10 +88,22 @@ def _load(page, wf: dict, node_type: str):
         for (const m of app.graph.nodes) if (m.id !== id) m.pos = [m.pos[0] + 5000, m.pos[1]];
         app.canvas.ds.scale = 1; app.canvas.ds.offset = [160 - n.pos[0], 140 - n.pos[1]];
         app.canvas.setDirty(true, true); }}""", node_id)
+    _close_dialogs(page)
     selector = f".aceforge-waveform[data-node='{node_id}']"
     page.wait_for_function("(s) => { const e = document.querySelector(s);"
                            " return e?.dataset.ready === '1' && +e.dataset.columns > 100; }", arg=selector, timeout=WAIT_MS)
     return node_id, page.locator(selector)
+
+
+def _close_dialogs(page) -> None:
+    """Close what the frontend opens over the canvas on its own (template browser, missing-model
+    dialogs): they would take the mouse."""
+    for _ in range(10):
+        if page.locator(".p-dialog").count() == 0:
+            return
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(300)
+    page.evaluate("() => document.querySelectorAll('.p-dialog-mask, .p-dialog').forEach((e) => e.remove())")
 
 
 def _widgets(page, node_id) -> dict:
@@ -103,8 +115,9 @@ def _x(box, t, t0, t1):
     return box["x"] + (t - t0) / (t1 - t0) * box["width"]
 
 
-@pytest.mark.xfail(reason="the region drag does not reach the widgets since the 1.5 node changes (the "
-                          "rest of the editor is checked by the other browser tests); open in issue 11", strict=False)
+@pytest.mark.xfail(reason="the drag reaches the widgets (once the frontend's own dialogs are closed), but the "
+                          "dragged start lands on the 40 ms grid, not on the v1 grid the route reported; open in "
+                          "issue 11", strict=False)
 def test_repaint_region_drag_type_play_and_prompt(browser_page, song):
     page = browser_page
     wf = _workflow("inpaint", song)
@@ -124,6 +137,7 @@ def test_repaint_region_drag_type_play_and_prompt(browser_page, song):
     grid = float(editor.get_attribute("data-grid"))
     box = canvas.bounding_box()
     y = box["y"] + box["height"] / 3
+    _close_dialogs(page)
     page.mouse.move(_x(box, 3.5, 0, SECONDS), y)
     page.mouse.down()
     page.mouse.move(_x(box, 5.0, 0, SECONDS), y, steps=5)
