@@ -49,15 +49,27 @@ def peak_rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 import torch
-from ace_core.v1.loader import load_v1
+from {module} import {function} as load
 base = peak_rss()
 t0 = time.perf_counter()
-bundle = load_v1({path!r}, dtype=torch.bfloat16)
+bundle = load({path!r}, dtype=torch.bfloat16)
 secs = time.perf_counter() - t0
 peak = peak_rss()
 print(json.dumps({{"peak_rss": peak, "baseline_rss": base, "weights": bundle.parameter_bytes(),
-                  "seconds": secs, "skipped": len(bundle.skipped)}}))
+                  "seconds": secs, "skipped": len(bundle.skipped), **{extra}}}))
 """
+
+
+def load_in_child(module: str, function: str, path: Path, extra: str = "{}"):
+    """Run ``module.function(path, dtype=bfloat16)`` in a fresh process: its result dict (peak RSS,
+    baseline, weight bytes, seconds, skipped keys, plus ``extra``: a dict expression over ``bundle``),
+    or None after printing the child's output when it failed."""
+    script = CHILD.format(repo=str(REPO), module=module, function=function, path=str(path), extra=extra)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        print(out.stdout, out.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _gb(n: float) -> str:
@@ -127,12 +139,9 @@ def main() -> int:
         data_bytes = write_full_size(path)
         print(f"wrote {path} ({_gb(path.stat().st_size)}, tensor data {_gb(data_bytes)}) "
               f"in {time.perf_counter() - t0:.1f} s")
-        out = subprocess.run([sys.executable, "-c", CHILD.format(repo=str(REPO), path=str(path))],
-                             capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            print(out.stdout, out.stderr)
+        res = load_in_child("ace_core.v1.loader", "load_v1", path)
+        if res is None:
             return 1
-        res = json.loads(out.stdout.strip().splitlines()[-1])
         peak, weights = res["peak_rss"], res["weights"]
         print(f"load_v1(bf16): {res['seconds']:.1f} s, {res['skipped']} keys skipped on purpose")
         print(f"baseline RSS before loading (python + torch): {_gb(res['baseline_rss'])}")

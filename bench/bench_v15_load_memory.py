@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from ace_core.loading.safetensors_io import write_safetensors  # noqa: E402
+from bench_load_memory import _gb, load_in_child  # noqa: E402
 
 MANIFESTS = REPO.parent / "shared" / "reference" / "checkpoints"
 FILES = {
@@ -40,36 +40,6 @@ FILES = {
         "vae/ace_1.5_vae.safetensors": "comfy__ace_1.5_vae.safetensors.json",
     },
 }
-
-CHILD = r"""
-import json, resource, sys, time
-sys.path.insert(0, {repo!r})
-
-def peak_rss():
-    # VmHWM: this process's own high-water mark (ru_maxrss may include the parent's RSS at fork)
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-import torch
-from ace_core.v15.loader import load_v15
-base = peak_rss()
-t0 = time.perf_counter()
-bundle = load_v15({path!r}, dtype=torch.bfloat16)
-secs = time.perf_counter() - t0
-print(json.dumps({{"peak_rss": peak_rss(), "baseline_rss": base, "weights": bundle.parameter_bytes(),
-                  "seconds": secs, "skipped": len(bundle.skipped), "layout": bundle.variant.layout,
-                  "size": bundle.variant.size, "kind": bundle.variant.kind}}))
-"""
-
-
-def _gb(n: float) -> str:
-    return f"{n / 1e9:.3f} GB"
-
 
 class RandomBF16:
     """Random bf16 tensors sliced from one pool at moving offsets (drawing 5e9 normals is needlessly slow)."""
@@ -130,12 +100,10 @@ def main() -> int:
         data = sum(write_full_size(work / rel, m, random) for rel, m in files.items())
         first = work / next(iter(files))
         print(f"wrote {args.layout} files under {work} (tensor data {_gb(data)}) in {time.perf_counter() - t0:.1f} s")
-        out = subprocess.run([sys.executable, "-c", CHILD.format(repo=str(REPO), path=str(first))],
-                             capture_output=True, text=True, check=False)
-        if out.returncode != 0:
-            print(out.stdout, out.stderr)
+        res = load_in_child("ace_core.v15.loader", "load_v15", first, extra="{'layout': bundle.variant.layout, "
+                            "'size': bundle.variant.size, 'kind': bundle.variant.kind}")
+        if res is None:
             return 1
-        res = json.loads(out.stdout.strip().splitlines()[-1])
         peak, weights = res["peak_rss"], res["weights"]
         print(f"load_v15(bf16): {res['layout']} {res['size']} {res['kind']}, {res['seconds']:.1f} s, "
               f"{res['skipped']} keys skipped on purpose")
