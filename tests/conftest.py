@@ -2,6 +2,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
@@ -20,3 +22,17 @@ def pytest_ignore_collect(collection_path, config):
         return None
     named = [Path(str(a).split("::")[0]).resolve() for a in config.args]
     return not any(p == collection_path or collection_path in p.parents for p in named)
+
+
+@pytest.fixture(scope="module")
+def pack():
+    """The pack, imported by path under its folder name as ComfyUI does."""
+    from workflow_tools import load_pack
+
+    return load_pack()
+
+
+@pytest.fixture()
+def quiet(monkeypatch):
+    """No console progress bars from the nodes (tests that use it: ``pytestmark``)."""
+    monkeypatch.setenv("ACEFORGE_QUIET", "1")

@@ -12,15 +12,10 @@ import torch
 from ace_core.v1 import edit_pipeline as ep
 from ace_core.v1 import pipeline
 from editing_tools import conditioning, tiny_bundle, tone
-from workflow_tools import REPO, load_pack, ui_to_api
+from workflow_tools import REPO, ui_to_api
 
 NODE_IDS = ("AceForge_RepaintMask", "AceForge_Outpaint", "AceForge_Retake", "AceForge_FlowEdit")
 WORKFLOWS = ("inpaint", "outpaint")
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack()
 
 
 @pytest.fixture(scope="module")

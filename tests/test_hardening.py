@@ -22,12 +22,9 @@ from ace_core.errors import AceStepError, CheckpointError, InputError
 from ace_core.latent_spec import SOURCE_LENGTH_KEY
 from ace_core.progress import layer_progress
 from ace_core.validation import MAX_LYRICS_CHARS, MAX_TAGS_CHARS, validate_audio, validate_text
-from workflow_tools import REPO, load_pack
+from workflow_tools import REPO, models_under
 
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch):
-    monkeypatch.setenv("ACEFORGE_QUIET", "1")
+pytestmark = pytest.mark.usefixtures("quiet")
 
 
 @pytest.fixture(scope="module")
@@ -444,17 +441,10 @@ def test_cli_bad_input(argv, name, files, capsys):
     assert sorted(files["in"].iterdir()) == before
 
 
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack()
-
-
 @pytest.fixture()
 def node_models(pack, v1_file):
-    compat = pack.nodes.comfy_compat
-    compat.set_models_dir(v1_file.parents[1])
-    yield pack
-    compat.set_models_dir(None)
+    with models_under(pack, v1_file.parents[1]):
+        yield pack
 
 
 def _node(pack, node_id: str, *args, **kwargs):

@@ -9,7 +9,9 @@ import re
 import pytest
 import torch
 
-from workflow_tools import REPO, load_pack
+from workflow_tools import REPO, load_pack, models_under
+
+pytestmark = pytest.mark.usefixtures("quiet")
 
 CORE_IDS = {
     "TextEncodeAceStepAudio", "EmptyAceStepLatentAudio", "TextEncodeAceStepAudio1.5",
@@ -25,16 +27,6 @@ ALL_IDS = sorted(load_pack().NODE_CLASS_MAPPINGS)  # ours plus the editing nodes
 WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 
 
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch):
-    monkeypatch.setenv("ACEFORGE_QUIET", "1")
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack()
-
-
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory):
     """A models root with the tiny random model as checkpoints/ace_step_v1_3.5b.safetensors."""
@@ -47,10 +39,8 @@ def tiny_ckpt(tmp_path_factory):
 
 @pytest.fixture()
 def models_dir(pack, tiny_ckpt):
-    compat = pack.nodes.comfy_compat
-    compat.set_models_dir(tiny_ckpt)
-    yield tiny_ckpt
-    compat.set_models_dir(None)
+    with models_under(pack, tiny_ckpt):
+        yield tiny_ckpt
 
 
 @pytest.fixture()

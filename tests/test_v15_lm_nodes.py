@@ -10,15 +10,10 @@ import json
 import pytest
 import torch
 
-from workflow_tools import REPO, execute, load_pack, ui_to_api
+from workflow_tools import REPO, execute, ui_to_api
 
 NAME = "ace15_text_to_music_lm"
 CHECKPOINT = "ace_step_1.5_turbo_aio.safetensors"
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack()
 
 
 @pytest.fixture(scope="module")

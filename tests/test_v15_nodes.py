@@ -11,19 +11,11 @@ import os
 import pytest
 import torch
 
-from workflow_tools import load_pack
+from workflow_tools import models_under
+
+pytestmark = pytest.mark.usefixtures("quiet")
 
 RATE = 48000
-
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch):
-    monkeypatch.setenv("ACEFORGE_QUIET", "1")
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack()
 
 
 def sub(pack, name):
@@ -55,10 +47,8 @@ def root(tmp_path_factory):
 
 @pytest.fixture()
 def models(pack, root):
-    compat = pack.nodes.comfy_compat
-    compat.set_models_dir(root)
-    yield root
-    compat.set_models_dir(None)
+    with models_under(pack, root):
+        yield root
 
 
 @pytest.fixture()

@@ -5,14 +5,15 @@ asked length at 48 kHz."""
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
 import torch
 
 from test_workflows import api, ui
-from workflow_tools import execute, load_pack, ui_to_api
+from workflow_tools import run_api, ui_to_api
+
+pytestmark = pytest.mark.usefixtures("quiet")
 
 NAMES = ["ace15_text_to_music", "ace15_cover", "ace15_repaint", "ace15_extend", "ace15_extract_stem",
          "ace15_reference_timbre"]
@@ -20,16 +21,6 @@ RATE = 48000
 SOURCE_SECONDS = 1.0
 FAST = {"seconds": 10.0, "steps": 2, "start_time": 0.4, "end_time": 0.8, "extend_after_duration": 0.5,
         "duration": 10.0}
-
-
-@pytest.fixture(autouse=True)
-def _quiet(monkeypatch):
-    monkeypatch.setenv("ACEFORGE_QUIET", "1")
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack()
 
 
 @pytest.fixture(scope="module")
@@ -73,18 +64,8 @@ def test_ui_converts_to_api_twin(pack, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_api_workflow_runs_end_to_end(pack, name, models_root, core_nodes):
-    compat = pack.nodes.comfy_compat
-    compat.set_models_dir(models_root)
-    try:
-        prompt = copy.deepcopy(api(name))
-        for node in prompt.values():
-            for key, value in FAST.items():
-                if key in node["inputs"] and not isinstance(node["inputs"][key], list):
-                    node["inputs"][key] = value
-        nodes, captured = core_nodes
-        execute(pack, prompt, nodes)
-    finally:
-        compat.set_models_dir(None)
+    nodes, captured = core_nodes
+    run_api(pack, api(name), models_root, nodes, FAST)
     (audio,) = captured["saved"]
     w = audio["waveform"]
     assert audio["sample_rate"] == RATE and w.dim() == 3 and w.shape[:2] == (1, 2)

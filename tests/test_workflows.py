@@ -4,7 +4,6 @@ the published ComfyUI layout and loaded by the real loader, with the core audio 
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 
@@ -12,8 +11,8 @@ import pytest
 import torch
 
 from workflow_tools import (
-    CORE_NODES, FRONTEND_ONLY, REPO, WIDGET_TYPES, execute, has_control_slot, load_pack, lyrics_vocab,
-    node_inputs, ui_to_api, widget_slots,
+    CORE_NODES, FRONTEND_ONLY, REPO, WIDGET_TYPES, has_control_slot, lyrics_vocab,
+    node_inputs, run_api, ui_to_api, widget_slots,
 )
 
 NAMES = ["text_to_audio", "audio_to_audio", "inpaint", "outpaint"]  # the last two: issue 4 (editing)
@@ -29,11 +28,6 @@ def _env(monkeypatch):
     monkeypatch.setenv("ACEFORGE_QUIET", "1")
     if VOCAB is not None:
         monkeypatch.setenv("ACEFORGE_LYRICS_VOCAB", str(VOCAB))
-
-
-@pytest.fixture(scope="module")
-def pack():
-    return load_pack()
 
 
 def ui(name):
@@ -204,18 +198,8 @@ def check_audio(audio, samples):
 @pytest.mark.skipif(VOCAB is None, reason="no ACE-Step v1 lyric vocabulary (../shared or $ACEFORGE_LYRICS_VOCAB)")
 @pytest.mark.parametrize("name", NAMES)
 def test_api_workflow_executes(pack, name, models_root, core_nodes):
-    compat = pack.nodes.comfy_compat
-    compat.set_models_dir(models_root)
-    try:
-        prompt = copy.deepcopy(api(name))
-        for node in prompt.values():
-            for key, value in FAST.items():
-                if key in node["inputs"] and not isinstance(node["inputs"][key], list):
-                    node["inputs"][key] = value
-        nodes, captured = core_nodes
-        results = execute(pack, prompt, nodes)
-    finally:
-        compat.set_models_dir(None)
+    nodes, captured = core_nodes
+    prompt, results = run_api(pack, api(name), models_root, nodes, FAST)
     classes = {v["class_type"] for v in prompt.values()}
     assert {"AceForge_CheckpointLoader", "AceForge_KSampler", "AceForge_VAEDecode"} <= classes
     assert captured["saved"], "nothing reached SaveAudioAdvanced"

@@ -16,6 +16,8 @@ Frontend rules followed (shared/research/comfyui_core_ace.md §4.7):
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib.util
 import os
 import sys
@@ -201,3 +203,32 @@ def _execute(pack, prompt: dict, core_nodes: dict) -> dict:
                 out = out["result"]
         results[node_id] = tuple(out)
     return results
+
+
+@contextlib.contextmanager
+def models_under(pack, root):
+    """The pack's model folders point at ``root`` (a tree with ``checkpoints/`` etc.) inside the block."""
+    compat = pack.nodes.comfy_compat
+    compat.set_models_dir(root)
+    try:
+        yield root
+    finally:
+        compat.set_models_dir(None)
+
+
+def with_inputs(prompt: dict, values: dict) -> dict:
+    """A copy of an API prompt with every widget input named in ``values`` set (links are kept):
+    the fast settings (few steps, short audio) the end-to-end workflow tests run with."""
+    prompt = copy.deepcopy(prompt)
+    for node in prompt.values():
+        for key, value in values.items():
+            if key in node["inputs"] and not isinstance(node["inputs"][key], list):
+                node["inputs"][key] = value
+    return prompt
+
+
+def run_api(pack, prompt: dict, root, core_nodes: dict, values: dict) -> tuple[dict, dict]:
+    """Run ``prompt`` with ``values`` applied and the models under ``root``; returns (prompt run, results)."""
+    prompt = with_inputs(prompt, values)
+    with models_under(pack, root):
+        return prompt, execute(pack, prompt, core_nodes)
