@@ -1,14 +1,17 @@
 """Server side of the waveform editor (``web/js/waveform.js``): two small JSON routes under the
 pack's prefix, registered on ComfyUI's server through :func:`comfy_compat.add_json_route`.
 
-``GET /aceforge/waveform?filename=&type=input|output|temp&subfolder=&width=N[&start=&end=]``
+``GET /aceforge/waveform?filename=&type=input|output|temp&subfolder=&width=N[&start=&end=][&missing_ok=1]``
     Peaks of an audio file in ComfyUI's input / output / temp folder (``ace_core.audio.peaks``:
     header first, bounded memory, cached). Only names inside those folders are served: no ``..``,
     no absolute paths, no symlink leading out. Errors are ``{"error": message}`` with HTTP 400
-    (bad request, not audio) or 404 (no such file).
-``GET /aceforge/latent_grid[?ckpt_name=]``
-    The latent frame grid the region snaps to: the checkpoint's family (from its safetensors header)
-    or, without a name or when it cannot be recognised, the finest grid of the families we support.
+    (bad request, not audio) or 404 (no such file); with ``missing_ok=1`` a file that is not there
+    (yet: a workflow's example name before the upload) is a quiet 200 ``{"missing": true, "error": ...}``,
+    so the editor asks without the browser logging a failed request.
+``GET /aceforge/latent_grid[?ckpt_name=|?dit_name=]``
+    The latent frame grid the region snaps to: the family of the checkpoint (or of the split
+    loader's diffusion model, from its safetensors header) or, without a name or when it cannot be
+    recognised, the finest grid of the families we support.
 
 The handlers take a request-like object (``.query``: a mapping) and return ``(status, body)``, so
 tests call them without a server.
@@ -63,7 +66,7 @@ def _number(query: Mapping, name: str, cast, default=None):
 
 
 def waveform(request, roots: Optional[Mapping[str, Path]] = None) -> tuple[int, dict]:
-    """``GET /aceforge/waveform``: (200, peaks JSON) or (400 / 404, {"error": ...})."""
+    """``GET /aceforge/waveform``: (200, peaks JSON) or (400 / 404, {"error": ...}); see the module."""
     query = request.query
     try:
         path = resolve_audio(query, roots or comfy_compat.io_folders())
@@ -71,6 +74,8 @@ def waveform(request, roots: Optional[Mapping[str, Path]] = None) -> tuple[int, 
         found = peaks.file_peaks(path, width, _number(query, "start", float), _number(query, "end", float),
                                  name="filename")
     except FileNotFoundError as exc:
+        if query.get("missing_ok") in ("1", "true"):
+            return 200, {"missing": True, "error": str(exc)}
         return 404, {"error": str(exc)}
     except InputError as exc:
         return 400, {"error": str(exc)}
@@ -84,15 +89,24 @@ def _grid(family: str) -> dict:
             "seconds_per_frame": spec.samples_per_frame / spec.sample_rate}
 
 
+def _model_path(query: Mapping) -> Optional[Path]:
+    if query.get("dit_name"):
+        return comfy_compat.resolve_in(query["dit_name"], ("diffusion_models", comfy_compat.PACK_FOLDER), "dit_name")
+    if query.get("ckpt_name"):
+        return comfy_compat.resolve_checkpoint(query["ckpt_name"])
+    return None
+
+
 def latent_grid(request) -> tuple[int, dict]:
-    """``GET /aceforge/latent_grid``: the grid of ``ckpt_name``'s family, else the finest one."""
+    """``GET /aceforge/latent_grid``: the grid of ``ckpt_name``'s (or ``dit_name``'s) family, else
+    the finest one (with the reason)."""
     grids = {family: _grid(family) for family in ADAPTERS}
     finest = min(grids.values(), key=lambda g: g["seconds_per_frame"])
-    name = request.query.get("ckpt_name") or ""
-    if not name:
-        return 200, {**finest, "known": False, "grids": grids}
     try:
-        family = family_of_path(comfy_compat.resolve_checkpoint(name))
+        path = _model_path(request.query)
+        if path is None:
+            return 200, {**finest, "known": False, "grids": grids}
+        family = family_of_path(path)
     except (AceStepError, OSError) as exc:
         return 200, {**finest, "known": False, "reason": str(exc), "grids": grids}
     return 200, {**grids[family], "known": True, "grids": grids}

@@ -88,12 +88,28 @@ def test_symlinks_leading_out_are_refused(route, roots, tmp_path):
 def test_missing_file_is_404(route, roots):
     status, body = get(route, roots, filename="nope.wav", type="temp")
     assert status == 404 and "no file 'nope.wav' in the temp folder" in body["error"]
+    # the editor asks quietly (a workflow's example file before the upload): 200, saying it is missing
+    status, body = get(route, roots, filename="nope.wav", missing_ok="1")
+    assert status == 200 and body["missing"] is True and "no file 'nope.wav' in the input folder" in body["error"]
+    assert get(route, roots, filename="../nope.wav", missing_ok="1")[0] == 400  # a bad name is still refused
 
 
 def test_non_audio_file_is_400_naming_it(route, roots):
     (roots["input"] / "cover.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     status, body = get(route, roots, filename="cover.png")
     assert status == 400 and "'cover.png' is not an audio file" in body["error"], body
+
+
+@pytest.mark.parametrize("name, header", [
+    ("voice memo.m4a", b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00M4A isommp42"),  # an MP4 container
+    ("take.aac", b"\xff\xf1\x50\x80\x02\x1f\xfc"),  # an ADTS frame header
+])
+def test_unsupported_container_is_400_saying_what_to_do(route, roots, name, header):
+    (roots["input"] / name).write_bytes(header + bytes(4000))
+    status, body = get(route, roots, filename=name)
+    assert status == 400, body
+    assert f"{name!r} is not an audio file" in body["error"] and "convert it to wav or flac" in body["error"]
+    assert str(roots["input"]) not in body["error"]  # the server's folders are not shown
 
 
 def test_huge_file_is_refused_from_its_header(route, roots, monkeypatch):
@@ -116,6 +132,13 @@ def test_latent_grid(route, monkeypatch):
     monkeypatch.setattr(route, "family_of_path", lambda path: "ace_v1")
     status, body = route.latent_grid(SimpleNamespace(query={"ckpt_name": "v1.safetensors"}))
     assert body["known"] and body["family"] == "ace_v1" and body["samples_per_frame"] == 4096
+    # the split loader names its diffusion model: looked up in the diffusion model folders
+    looked = []
+    monkeypatch.setattr(route.comfy_compat, "resolve_in", lambda name, kinds, what: looked.append((name, what)) or name)
+    monkeypatch.setattr(route, "family_of_path", lambda path: "ace_v15")
+    status, body = route.latent_grid(SimpleNamespace(query={"dit_name": "acestep_v1.5_turbo.safetensors"}))
+    assert looked == [("acestep_v1.5_turbo.safetensors", "dit_name")]
+    assert body["known"] and body["family"] == "ace_v15" and body["seconds_per_frame"] == pytest.approx(0.04)
 
 
 def test_register_is_a_no_op_outside_comfyui(route):

@@ -41,6 +41,9 @@ MIN_BUCKET = 256
 """Fewest frames summarised by one index bucket."""
 CACHE_SIZE = 16
 """Whole-file indexes kept in memory."""
+UNSUPPORTED_CONTAINERS = {".m4a": "AAC / ALAC in MP4", ".mp4": "MP4", ".aac": "raw AAC", ".wma": "WMA",
+                          ".webm": "WebM"}
+"""Common audio files libsndfile does not read, named in the error (the waveform needs wav, flac, ogg, mp3)."""
 
 PathLike = Union[str, os.PathLike]
 
@@ -95,8 +98,12 @@ def read_header(path: PathLike, name: str = "audio") -> AudioHeader:
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile's error for anything it cannot parse
-        raise InputError(f"{name}: {path.name!r} is not an audio file this server can read (wav, flac, ogg, mp3): "
-                         f"{str(exc).splitlines()[-1] if str(exc) else type(exc).__name__}") from None
+        why = (str(exc).splitlines() or [type(exc).__name__])[-1].replace(str(path), path.name).strip(" :")
+        hint = ""
+        if path.suffix.lower() in UNSUPPORTED_CONTAINERS:
+            hint = f"; {path.suffix.lower()} ({UNSUPPORTED_CONTAINERS[path.suffix.lower()]}) is not read here, convert it to wav or flac"
+        raise InputError(f"{name}: {path.name!r} is not an audio file this server can read (wav, flac, ogg, mp3)"
+                         f"{hint}: {why or type(exc).__name__}") from None
     if info.samplerate <= 0 or info.channels <= 0:
         raise InputError(f"{name}: {path.name!r} has no audio (rate {info.samplerate}, {info.channels} channels)")
     header = AudioHeader(int(info.samplerate), max(0, int(info.frames)), int(info.channels), str(info.format))

@@ -16,6 +16,8 @@ fi
 if ! venv=$(timeout 1200 "$harness/setup" | tail -1) || [ ! -x "$venv/bin/python" ]; then
   echo "real-ComfyUI stage skipped: the harness venv could not be built ($harness/setup)"; exit 0
 fi
-"$venv/bin/python" -m pip install --quiet "pytest>=8,<10" 2>&1 | grep -v "^WARNING: Location" || true
+# the pack's own dependencies first (the server start installs them too, but some tests import them
+# before any server runs), then pytest
+"$venv/bin/python" -m pip install --quiet -e . "pytest>=8,<10" 2>&1 | grep -v "^WARNING: Location" || true
 export ACEFORGE_COMFY_HARNESS="$harness"
 exec timeout 1500 "$venv/bin/python" -m pytest -p no:cacheprovider tests/comfy_real "$@"

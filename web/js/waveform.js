@@ -3,21 +3,26 @@
 // in sync both ways. Public extension API only: registerExtension, addDOMWidget, node links, the
 // `executed` event and api.fetchApi / api.apiURL. Peaks come from the pack's /aceforge/waveform route.
 //
-// The source is the file of the Load Audio node found upstream (through VAE Encode); the snapping
-// grid is the latent frame of the upstream checkpoint's family (/aceforge/latent_grid), or the finer
-// grid of the supported families while that is not known. After a run, the result's waveform (an
-// audio output found downstream) replaces the view, with A/B playback against the source.
+// The source is the file of the Load Audio node found upstream (through VAE Encode); until its
+// waveform is known (none chosen, not uploaded yet, being read) the editor is one line of hint and
+// the node keeps its plain widgets. The snapping grid is the latent frame of the upstream checkpoint's family
+// (/aceforge/latent_grid), or the finer grid of the supported families while that is not known.
+// After a run, the result's waveform (an audio output found downstream) replaces the view, with A/B
+// playback against the source.
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 import { chainCallback } from "./aceforge.js";
 import { WaveformEditor } from "./waveform_editor.js";
-import { editorFor, readExtend, valueOf } from "./waveform_regions.js";
+import { editorFor, keepMilliseconds, readExtend, valueOf } from "./waveform_regions.js";
 
 const WIDGET = "aceforge_waveform";
 const POLL_MS = 300; // how often the graph is looked at (file chosen, widgets typed, links changed)
 const HEIGHT = 170;
+const HINT_HEIGHT = 24; // the editor's one line while no audio is known
+const GRID_RETRY_MS = 5000; // an unknown model is asked again after this (the file may have arrived)
 const editors = new Map(); // node -> WaveformEditor
-const grids = new Map(); // ckpt_name -> seconds per latent frame (a Promise while asked)
+const grids = new Map(); // loader query -> {seconds, known, at} (a Promise while asked)
+let theme = "";
 
 async function fetchJson(path) {
   try {
@@ -87,24 +92,51 @@ function audioSource(node) {
   return loader ? parseAudioName(audioWidget(loader).value) : null;
 }
 
+// The latent grid of the checkpoint upstream (the checkpoint loader's ckpt_name, or the split
+// loader's dit_name), asked once per model; an unknown model is asked again a little later.
 function gridOf(node) {
-  const loader = upstream(node, (n) => typeof valueOf(n, "ckpt_name", null) === "string");
-  const name = loader ? valueOf(loader, "ckpt_name") : "";
-  const known = grids.get(name);
-  if (typeof known === "number") return known;
-  if (!known) {
-    grids.set(name, fetchJson(`/aceforge/latent_grid?${new URLSearchParams({ ckpt_name: name })}`).then(({ status, body }) => {
-      grids.set(name, status === 200 ? body.seconds_per_frame : 1920 / 48000);
+  const loader = upstream(node, (n) => ["ckpt_name", "dit_name"].some((k) => typeof valueOf(n, k, null) === "string"));
+  const key = !loader ? "" : typeof valueOf(loader, "dit_name", null) === "string"
+    ? new URLSearchParams({ dit_name: valueOf(loader, "dit_name") }).toString()
+    : new URLSearchParams({ ckpt_name: valueOf(loader, "ckpt_name") }).toString();
+  const known = grids.get(key);
+  if (known instanceof Promise) return null;
+  if (!known || (!known.known && Date.now() - known.at > GRID_RETRY_MS)) {
+    grids.set(key, fetchJson(`/aceforge/latent_grid?${key}`).then(({ status, body }) => {
+      const ok = status === 200 && body.seconds_per_frame > 0;
+      grids.set(key, { seconds: ok ? body.seconds_per_frame : 1920 / 48000, known: ok && !!body.known, at: Date.now() });
     }));
   }
-  return null;
+  return known?.seconds ?? null;
+}
+
+// The theme's colours (ComfyUI's colour palette sets them as CSS variables): a change redraws.
+function themeKey() {
+  const css = getComputedStyle(document.documentElement);
+  return ["--comfy-input-bg", "--input-text", "--descrip-text", "--border-color", "--fg-color"]
+    .map((name) => css.getPropertyValue(name).trim()).join("|");
 }
 
 function poll() {
+  const now = themeKey();
+  const repaint = now !== theme;
+  theme = now;
   for (const [node, editor] of editors) {
     if (!node.graph) continue;
     editor.update({ source: audioSource(node), grid: gridOf(node) });
+    if (repaint) editor.redraw();
+    if (editor.hint !== editor.fittedHint) {
+      editor.fittedHint = editor.hint;
+      fitNode(node, editor.hint);
+    }
   }
+}
+
+// The node grows to show the waveform and shrinks back to its plain widgets while there is none.
+function fitNode(node, hint) {
+  const natural = node.computeSize()[1];
+  node.setSize([node.size[0], hint ? natural : Math.max(node.size[1], natural)]);
+  node.setDirtyCanvas?.(true, true);
 }
 
 function onExecuted({ detail }) {
@@ -127,10 +159,12 @@ app.registerExtension({
   nodeCreated(node) {
     const spec = editorFor(node);
     if (!spec) return;
+    keepMilliseconds(node, spec);
     const editor = new WaveformEditor(node, spec, io(node));
     const widget = node.addDOMWidget(WIDGET, "aceforge-waveform", editor.element, {
       serialize: false, // neither in the API prompt
-      getMinHeight: () => HEIGHT,
+      getMinHeight: () => (editor.hint ? HINT_HEIGHT : HEIGHT),
+      getMaxHeight: () => (editor.hint ? HINT_HEIGHT : undefined),
       getValue: () => undefined,
       setValue: () => {},
     });

@@ -26,12 +26,13 @@ const TICKS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800]
 
 // scene: {view: {t0, t1}, duration, peaks: {start, end, min[], max[]} | null, region: {start, end} | null,
 //   added: [{start, end}], fades: [{start, end, kind}], handles: [t], playhead: t | null, text: string}
+// Returns the ruler's labels, left to right (shown to tests and screen readers by the editor).
 export function drawScene(canvas, scene) {
   const ctx = canvas.getContext("2d");
   const dpr = window.devicePixelRatio || 1;
   const W = canvas.width / dpr;
   const H = canvas.height / dpr;
-  if (!W || !H) return;
+  if (!W || !H) return [];
   const c = themeColours(canvas);
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, W, H);
@@ -104,15 +105,19 @@ export function drawScene(canvas, scene) {
   ctx.textAlign = "left";
   const span = t1 - t0;
   const step = TICKS.find((s) => (s / span) * W >= 64) ?? 3600;
-  for (let k = Math.ceil(t0 / step); k * step <= t1; k++) {
+  const labels = [];
+  for (let k = Math.ceil(t0 / step - 1e-9); k * step <= t1 + 1e-9; k++) {
     const t = k * step;
     const tx = Math.round(x(t)) + 0.5;
+    const label = formatTime(t, step < 1);
     ctx.fillRect(tx, wave, 1, 4);
-    ctx.fillText(formatTime(t, step < 1), tx + 2, H - 3);
+    ctx.fillText(label, tx + 2, H - 3);
+    labels.push(label);
   }
   if (scene.text) {
     ctx.fillStyle = c.muted;
     ctx.font = "11px sans-serif";
     ctx.fillText(scene.text, 4, 12);
   }
+  return labels;
 }

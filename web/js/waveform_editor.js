@@ -1,13 +1,16 @@
 // One waveform editor on one editing node: the DOM (toolbar + canvas + <audio>), region dragging,
-// zoom / scroll, playback (whole song, region, A/B against the last result). It talks to the server
-// only through `io` ({fetchJson(path) -> {status, body}, audioURL(file) -> url, changed()}).
-import { drawScene, HANDLE } from "./waveform_draw.js";
+// zoom / scroll (wheel, shift+wheel, or dragging the ruler / with the middle button), playback
+// (whole song, region, A/B against the last result); without a source, one line of hint. It talks
+// to the server only through `io` ({fetchJson(path) -> {status, body}, audioURL(file) -> url, changed()}).
+import { drawScene, HANDLE, RULER } from "./waveform_draw.js";
 import {
   dragExtend, dragRange, extendLimit, formatTime, readExtend, readRange, valueOf, writeRange,
 } from "./waveform_regions.js";
 
 const PREROLL = 1.0; // seconds played before and after a region
 const MIN_SPAN = 0.5; // seconds: the closest zoom
+const HINT = "Waveform: choose or upload a file in Load Audio";
+const MISSING_RETRY_MS = 2000; // a source the server does not have is asked for again (uploaded since?)
 const fileKey = (f) => (f ? `${f.type}/${f.subfolder}/${f.filename}` : "");
 
 function button(label, action, title) {
@@ -38,7 +41,9 @@ export class WaveformEditor {
     this.playhead = null;
     this.stopAt = null;
     this.error = "";
+    this.missing = null; // {key, at}: the server has no such source file (yet), asked at `at`
     this.signature = "";
+    this.ruler = [];
     this.build();
   }
 
@@ -59,7 +64,9 @@ export class WaveformEditor {
       fit: button("Fit", "fit", "Show the whole song"),
     };
     this.label = document.createElement("span");
-    Object.assign(this.label.style, { font: "11px sans-serif", color: "var(--descrip-text, #999)", marginLeft: "4px" });
+    Object.assign(this.label.style, { font: "11px sans-serif", color: "var(--descrip-text, #999)", marginLeft: "4px",
+                                      whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis", minWidth: "0",
+                                      flex: "1 1 0" });
     bar.append(...Object.values(this.buttons), this.label);
     this.buttons.ab.style.display = "none";
     this.canvas = document.createElement("canvas");
@@ -112,6 +119,22 @@ export class WaveformEditor {
 
   get ready() {
     return this.duration > 0;
+  }
+
+  // No waveform to show (no source, not on the server, unreadable, or still being read): the editor
+  // is one line saying so, the node its plain widgets.
+  get hint() {
+    return !this.ready;
+  }
+
+  hintText() {
+    const file = this.source;
+    if (!file) return HINT;
+    if (this.error) return `Waveform: ${this.error}`;
+    if (this.missing?.key === fileKey(file)) {
+      return `Waveform: ${file.filename} is not in ComfyUI's ${file.type} folder (yet); choose or upload a file in Load Audio`;
+    }
+    return `Waveform: reading ${file.filename}…`;
   }
 
   extent() {
@@ -177,7 +200,7 @@ export class WaveformEditor {
     if (!this.canvas.width) return;
     const shapes = this.ready ? this.shapes() : { region: null, handles: [], added: [], fades: [] };
     const text = this.error || (this.ready ? this.caption() : this.source ? "loading…" : "");
-    drawScene(this.canvas, {
+    this.ruler = drawScene(this.canvas, {
       view: this.ready ? this.view() : { t0: 0, t1: 1 }, duration: this.duration, peaks: this.ready ? this.peaks() : null,
       ...shapes, playhead: this.playhead, text,
     });
@@ -194,23 +217,35 @@ export class WaveformEditor {
     const ds = this.element.dataset;
     ds.node = String(this.node.id);
     ds.ready = this.ready ? "1" : "0";
+    ds.hint = this.hint ? "1" : "0";
+    const v = this.ready ? this.view() : null;
+    ds.view = v ? `${v.t0.toFixed(3)},${v.t1.toFixed(3)}` : "";
+    ds.ruler = this.ready ? this.ruler.join(" ") : "";
     ds.duration = String(this.duration);
     ds.showing = this.showing;
+    ds.file = this.file?.filename ?? "";
     ds.playing = this.audio && !this.audio.paused ? "1" : "0";
     ds.columns = String(this.ready ? this.peaks()?.min.length ?? 0 : 0);
     ds.grid = String(this.grid);
     const r = shapes?.region;
     ds.region = r ? `${r.start.toFixed(3)},${r.end.toFixed(3)}` : "";
+    let outside = false; // a region the server would refuse: said in red
     if (shapes && this.spec.kind === "range" && r) {
-      this.label.textContent = `${formatTime(r.start, true)} – ${formatTime(r.end, true)} (${(r.end - r.start).toFixed(2)} s)`;
+      outside = r.start < -1e-6 || r.end > this.duration + 1e-6 || r.end <= r.start;
+      this.label.textContent = `${formatTime(r.start, true)} – ${formatTime(r.end, true)} (${(r.end - r.start).toFixed(2)} s)`
+        + (outside ? ` ⚠ not inside the song (0:00 – ${formatTime(this.duration, true)})` : "");
     } else if (shapes && this.spec.kind === "extend") {
       const { before, after } = readExtend(this.node, this.spec);
       this.label.textContent = `+${before.toFixed(1)} s before, +${after.toFixed(1)} s after`;
     } else {
-      this.label.textContent = this.ready ? formatTime(this.duration, true) : "";
+      this.label.textContent = this.ready ? formatTime(this.duration, true) : this.hintText();
     }
-    this.buttons.ab.style.display = this.result ? "" : "none";
-    this.buttons.region.style.display = this.spec.kind === "whole" ? "none" : "";
+    this.label.title = this.label.textContent;
+    this.label.style.color = outside ? "var(--error-text, #e55)" : "var(--descrip-text, #999)";
+    for (const b of Object.values(this.buttons)) b.style.display = this.hint ? "none" : "";
+    this.buttons.ab.style.display = this.result && !this.hint ? "" : "none";
+    if (this.spec.kind === "whole") this.buttons.region.style.display = "none";
+    this.canvas.style.display = this.hint ? "none" : "";
   }
 
   resize() {
@@ -231,18 +266,37 @@ export class WaveformEditor {
     return Math.max(256, Math.min(4096, Math.round((this.canvas.clientWidth || 600) * (window.devicePixelRatio || 1))));
   }
 
+  // The whole-file peaks of `file` (cached), or null: after an error (kept in this.error) or when
+  // the server has no such file (this.missing; asked quietly, so the browser logs no failed request).
   async load(file) {
     const key = fileKey(file);
     if (!file || this.overview.has(key)) return this.overview.get(key);
-    const q = new URLSearchParams({ ...file, width: String(this.columns()) });
+    const q = new URLSearchParams({ ...file, width: String(this.columns()), missing_ok: "1" });
     const { status, body } = await this.io.fetchJson(`/aceforge/waveform?${q}`);
+    if (status === 200 && body?.missing) {
+      this.missing = { key, at: Date.now() };
+      this.error = "";
+      return null;
+    }
     if (status !== 200) {
       this.error = `${file.filename}: ${body?.error ?? `HTTP ${status}`}`;
       return null;
     }
+    if (this.missing?.key === key) this.missing = null;
     this.error = "";
     this.overview.set(key, body);
     return body;
+  }
+
+  async loadSource() {
+    const source = this.source;
+    this.asking = true;
+    try {
+      await this.load(source);
+    } finally {
+      this.asking = false;
+    }
+    if (fileKey(source) === fileKey(this.source)) this.redraw();
   }
 
   // Called by the extension whenever it looks at the graph: the Load Audio file, the grid, the widgets.
@@ -253,14 +307,20 @@ export class WaveformEditor {
     }
     if (fileKey(source) !== fileKey(this.source)) {
       this.source = source;
+      this.result = null; // a result of another song
+      this.resultCall = (this.resultCall ?? 0) + 1;
       this.showing = "source";
       this.zoom = null;
       this.detail = null;
       this.stop();
       this.error = "";
+      this.missing = null;
       this.redraw();
-      if (source) await this.load(source);
-      this.redraw();
+      if (source) await this.loadSource();
+      return;
+    }
+    if (this.missing?.key === fileKey(source) && !this.asking && Date.now() - this.missing.at > MISSING_RETRY_MS) {
+      await this.loadSource();
       return;
     }
     const signature = JSON.stringify((this.node.widgets ?? []).map((w) => w.value));
@@ -270,13 +330,22 @@ export class WaveformEditor {
     }
   }
 
+  // A run's output: shown instead of the source once its peaks are in (the latest call wins: a run
+  // reports its preview and its saved file one after the other).
   async setResult(file, offset) {
     if (!file) return;
+    const call = (this.resultCall = (this.resultCall ?? 0) + 1);
+    this.overview.delete(fileKey(file)); // same name, new contents
+    const loaded = await this.load(file);
+    if (call !== this.resultCall) return;
+    if (!loaded) {
+      this.redraw(); // the error is shown
+      return;
+    }
+    this.stop();
     this.result = file;
     this.resultOffset = offset;
-    this.overview.delete(fileKey(file)); // same name, new contents
-    await this.load(file);
-    this.showing = this.overview.has(fileKey(file)) ? "result" : "source";
+    this.showing = "result";
     this.detail = null;
     this.redraw();
     this.requestDetail();
@@ -329,8 +398,9 @@ export class WaveformEditor {
     e.preventDefault();
     e.stopPropagation(); // the graph canvas would zoom too
     const v = this.view();
-    if (e.shiftKey || Math.abs(e.deltaX) > Math.abs(e.deltaY)) {
-      const shift = ((e.shiftKey ? e.deltaY : e.deltaX) / 500) * (v.t1 - v.t0);
+    if (e.shiftKey || Math.abs(e.deltaX) > Math.abs(e.deltaY)) { // (browsers may turn shift+wheel into deltaX)
+      const delta = Math.abs(e.deltaX) > Math.abs(e.deltaY) ? e.deltaX : e.deltaY;
+      const shift = (delta / 500) * (v.t1 - v.t0);
       this.setZoom({ t0: v.t0 + shift, t1: v.t1 + shift });
     } else {
       this.zoomBy(e.deltaY > 0 ? 1.25 : 0.8, this.timeAt(e));
@@ -363,11 +433,22 @@ export class WaveformEditor {
     return null;
   }
 
+  onRuler(e) {
+    return e.clientY - this.canvas.getBoundingClientRect().top >= this.canvas.clientHeight - RULER;
+  }
+
   pointerDown(e) {
-    if (!this.ready || e.button !== 0) return;
+    if (!this.ready || (e.button !== 0 && e.button !== 1)) return;
     e.stopPropagation();
-    const mode = this.hit(e);
     const t = this.timeAt(e);
+    if (e.button === 1 || this.onRuler(e)) { // scroll the zoomed view by dragging the timeline
+      e.preventDefault();
+      if (!this.zoom) return;
+      this.drag = { mode: "pan", at: t, view: this.zoom };
+      this.canvas.setPointerCapture(e.pointerId);
+      return;
+    }
+    const mode = this.hit(e);
     if (!mode) {
       if (!this.audio.paused) this.seek(t);
       return;
@@ -380,8 +461,15 @@ export class WaveformEditor {
   pointerMove(e) {
     if (!this.ready) return;
     if (!this.drag) {
-      const mode = this.hit(e);
-      this.canvas.style.cursor = { move: "grab", new: "crosshair" }[mode] ?? (mode ? "ew-resize" : "default");
+      const mode = this.onRuler(e) ? (this.zoom ? "pan" : null) : this.hit(e);
+      this.canvas.style.cursor = { move: "grab", pan: "grab", new: "crosshair" }[mode] ?? (mode ? "ew-resize" : "default");
+      return;
+    }
+    if (this.drag.mode === "pan") { // keep the time that was pressed under the pointer
+      const { at, view } = this.drag;
+      const rect = this.canvas.getBoundingClientRect();
+      const under = view.t0 + ((e.clientX - rect.left) / (rect.width || 1)) * (view.t1 - view.t0);
+      this.setZoom({ t0: view.t0 + at - under, t1: view.t1 + at - under });
       return;
     }
     const t = this.timeAt(e);
@@ -401,8 +489,10 @@ export class WaveformEditor {
 
   pointerUp(e) {
     if (!this.drag) return;
+    const panned = this.drag.mode === "pan";
     this.drag = null;
     if (this.canvas.hasPointerCapture(e.pointerId)) this.canvas.releasePointerCapture(e.pointerId);
+    if (panned) return;
     this.signature = "";
     this.redraw(); // the window's mouseup that follows records the change for undo
   }
