@@ -273,12 +273,13 @@ def test_pointwise_ffn_and_patch_embed_match_convolutions():
     """The 1x1 convs run as matmuls; compare with the plain convolution formulation."""
     F = torch.nn.functional
     ff = randomize(GLUMBConv(32, 40), seed=8)
-    x = torch.randn(2, 11, 32, generator=torch.Generator().manual_seed(9))
-    with torch.no_grad():
-        h = F.silu(ff.inverted_conv(x.transpose(1, 2)))
-        h, gate = ff.depth_conv(h).chunk(2, dim=1)
-        expected = ff.point_conv(h * F.silu(gate)).transpose(1, 2)
-        torch.testing.assert_close(ff(x), expected, atol=1e-5, rtol=1e-5)
+    for frames in (1, 2, 11):  # the depthwise conv runs channels-last: edges and a single frame
+        x = torch.randn(2, frames, 32, generator=torch.Generator().manual_seed(9))
+        with torch.no_grad():
+            h = F.silu(ff.inverted_conv(x.transpose(1, 2)))
+            h, gate = ff.depth_conv(h).chunk(2, dim=1)
+            expected = ff.point_conv(h * F.silu(gate)).transpose(1, 2)
+            torch.testing.assert_close(ff(x), expected, atol=1e-5, rtol=1e-5)
     embed = randomize(PatchEmbed(DiTConfig.from_reference(TINY)), seed=10)
     lat = torch.randn(2, 8, 16, 5, generator=torch.Generator().manual_seed(11))
     with torch.no_grad():

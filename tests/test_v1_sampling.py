@@ -217,6 +217,7 @@ class _Counting(nn.Module):
         super().__init__()
         self.inner = inner
         self.calls = 0
+        self.rows = 0  # batch rows over all calls (a batched guided step: one call, 2B rows)
 
     @property
     def dtype(self):
@@ -231,6 +232,7 @@ class _Counting(nn.Module):
 
     def decode(self, *a, **k):
         self.calls += 1
+        self.rows += a[0].shape[0]
         return self.inner.decode(*a, **k)
 
 
@@ -262,22 +264,33 @@ def test_generator_draws_noise_like_explicit(dit):
     assert torch.equal(a, b)
 
 
-def test_decode_call_counts_interval_and_heun(dit):
-    wrapped = _Counting(dit)
-    SMP.sample(wrapped, _cond(), noise=_noise(1), steps=6, guidance_scale=5.0, guidance_interval=0.5,
-               use_erg_diffusion=False)
-    assert wrapped.calls == 6 + 3  # indices 1..3 guided (cond + uncond)
-    wrapped.calls = 0
-    SMP.sample(wrapped, _cond(), noise=_noise(1), steps=6, guidance_scale=1.0, use_erg_diffusion=False)
-    assert wrapped.calls == 6  # scale 1: no CFG
-    wrapped.calls = 0
-    SMP.sample(wrapped, _cond(), noise=_noise(1), steps=4, scheduler="heun", guidance_scale=5.0,
-               guidance_interval=0.0, use_erg_diffusion=False)
-    assert wrapped.calls == 7  # 2N-1 evaluations
-    wrapped.calls = 0
-    SMP.sample(wrapped, _cond(), noise=_noise(1), steps=4, guidance_scale=5.0, guidance_interval=1.0,
-               guidance_scale_text=3.0, guidance_scale_lyric=2.0, use_erg_diffusion=False)
-    assert wrapped.calls == 4 * 3  # double condition: cond, text-only, uncond
+@pytest.fixture(params=["batched", "separate"])
+def passes_mode(request, monkeypatch):
+    """Guided steps as one batched call (the default) or as separate passes (batching off)."""
+    if request.param == "separate":
+        monkeypatch.setattr(SMP, "BATCHED_PASS_FRAMES", 0)
+    return request.param
+
+
+def test_decode_call_counts_interval_and_heun(dit, passes_mode):
+    batched = passes_mode == "batched"
+
+    def expect(guided, passes, plain):  # (calls, rows) for batch-1 latents
+        return (guided if batched else guided * passes) + plain, guided * passes + plain
+
+    def run(**kw):
+        wrapped = _Counting(dit)
+        SMP.sample(wrapped, _cond(), noise=_noise(1), use_erg_diffusion=False, **kw)
+        return wrapped.calls, wrapped.rows
+
+    # indices 1..3 guided (cond + uncond), 0, 4, 5 cond only
+    assert run(steps=6, guidance_scale=5.0, guidance_interval=0.5) == expect(3, 2, 3)
+    assert run(steps=6, guidance_scale=1.0) == expect(0, 2, 6)  # scale 1: no CFG
+    # heun: 2N-1 evaluations, all guided
+    assert run(steps=4, scheduler="heun", guidance_scale=5.0, guidance_interval=0.0) == expect(0, 2, 7)
+    # double condition: cond, text-only, uncond
+    assert run(steps=4, guidance_scale=5.0, guidance_interval=1.0, guidance_scale_text=3.0,
+               guidance_scale_lyric=2.0) == expect(4, 3, 0)
 
 
 def test_progress_hook_per_step_and_interrupt(dit):
@@ -295,7 +308,7 @@ def test_progress_hook_per_step_and_interrupt(dit):
     wrapped = _Counting(dit)
     with pytest.raises(Stop):
         SMP.sample(wrapped, _cond(), noise=_noise(1), progress=hook, **FAST)
-    assert wrapped.calls == 4  # two guided steps, then stopped
+    assert wrapped.rows == 4  # two guided steps (cond + uncond), then stopped
     seen.clear()
     E.repaint(dit, _cond(), _noise(3), E.region_mask(T, 2, 5), noise=_noise(4), retake_noise=_noise(5),
               retake_variance=0.5, progress=lambda d, t: seen.append((d, t)), **FAST)
@@ -438,12 +451,88 @@ class _CountingCache(_Counting):
         return self.inner.precompute_cross_kv(*a, **k)
 
 
-def test_cross_kv_cache_built_once_per_pass_and_identical(dit):
+def test_cross_kv_cache_built_once_per_run_and_identical(dit, passes_mode):
     cached = _CountingCache(dit)
     a = SMP.sample(cached, _cond(), noise=_noise(3), **FAST)
     b = SMP.sample(_Counting(dit), _cond(), noise=_noise(3), **FAST)  # no cache API: plain decode
-    assert torch.equal(a, b)
-    assert cached.calls > 2 and cached.builds == 2  # cond + null, whatever the number of steps
+    assert torch.allclose(a, b, atol=1e-6, rtol=1e-6)
+    # batched: cond + null projected together once; separate: once per pass
+    assert cached.calls >= 4 and cached.builds == (1 if passes_mode == "batched" else 2)
+
+
+def test_unguided_steps_use_a_view_of_the_batched_cache(dit):
+    cached = _CountingCache(dit)
+    SMP.sample(cached, _cond(), noise=_noise(3), steps=6, guidance_scale=5.0, guidance_interval=0.5,
+               use_erg_diffusion=False)
+    assert cached.builds == 1  # step 0 (cond only) builds the cond + null cache, never cond alone
+
+
+@pytest.fixture(scope="module")
+def erg_dit() -> AceStepDiT:
+    """16 blocks: ERG-diffusion weakens block 15."""
+    return _randomize(AceStepDiT(_tiny_config(num_layers=16), dtype=torch.float32), 5)
+
+
+GUIDED = {
+    "apg": dict(cfg_type="apg"),
+    "cfg": dict(cfg_type="cfg"),
+    "cfg_star": dict(cfg_type="cfg_star", zero_steps=0),
+    "double_condition": dict(guidance_scale_text=3.0, guidance_scale_lyric=2.0),
+    "erg_diffusion": dict(use_erg_diffusion=True),
+    "erg_lyric_and_diffusion": dict(use_erg_lyric=True, use_erg_diffusion=True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GUIDED))
+def test_batched_guided_step_equals_separate_passes(erg_dit, case):
+    options = {"use_erg_diffusion": False, **GUIDED[case]}
+    settings = SMP.GuidanceSettings(guidance_scale=5.0, guidance_interval=1.0, **options)
+    batched = SMP.build_guider(erg_dit, _cond(batch=2), None, settings, 3, 2)
+    separate = SMP.build_guider(erg_dit, _cond(batch=2), None, settings, 3, 2, max_batched_frames=0)
+    x = _noise(4, batch=2, frames=6)
+    for i, t in enumerate((900.0, 600.0, 300.0)):
+        a, b = batched(x, torch.tensor(t), i), separate(x, torch.tensor(t), i)
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), (case, i, (a - b).abs().max())
+        assert a.abs().max() > 0 or (case == "cfg_star" and i == 0)
+    passes = 3 if case == "double_condition" else 2
+    assert batched.calls == 3 and separate.calls == 3 * passes
+    assert all(len(m._forward_hooks) == 0 for m in erg_dit.modules())
+
+
+def test_batched_sampling_equals_separate_passes(erg_dit, monkeypatch):
+    run = lambda: SMP.sample(erg_dit, _cond(), noise=_noise(6, frames=6), steps=6, guidance_scale=5.0)  # noqa: E731
+    a = run()  # defaults: APG, guidance interval 0.5, ERG diffusion on the uncond pass
+    monkeypatch.setattr(SMP, "BATCHED_PASS_FRAMES", 0)
+    b = run()
+    assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_erg_rows_weaken_only_those_rows_exactly():
+    lin = _randomize(nn.Linear(4, 3), 2)
+    x = torch.randn(6, 5, 4, generator=torch.Generator().manual_seed(3))
+    with erg_hooks.temperature_hooks([lin], 0.01, rows=[slice(2, 4)]):
+        part = lin(x)
+    with erg_hooks.temperature_hooks([lin], 0.01):
+        whole = lin(x)
+    plain = lin(x)
+    assert torch.equal(part[:2], plain[:2]) and torch.equal(part[4:], plain[4:])
+    assert torch.equal(part[2:4], whole[2:4])
+    assert len(lin._forward_hooks) == 0
+
+
+def test_guided_step_falls_back_to_separate_passes(dit):
+    settings = SMP.GuidanceSettings(guidance_scale=5.0, guidance_interval=1.0, use_erg_diffusion=False)
+    x, t = _noise(2, frames=6), torch.tensor(700.0)
+    # a negative prompt of another length cannot share the batch
+    negative = _cond(seed=9, s_txt=3)
+    g = SMP.build_guider(dit, _cond(), negative, settings, 1, 1)
+    ref = SMP.build_guider(dit, _cond(), negative, settings, 1, 1, max_batched_frames=0)
+    assert torch.equal(g(x, t, 0), ref(x, t, 0)) and g.calls == 2
+    # over the frame budget: 2 passes x 1 x 6 frames > 11
+    g = SMP.build_guider(dit, _cond(), None, settings, 1, 1, max_batched_frames=11)
+    assert g(x, t, 0).shape == x.shape and g.calls == 2
+    g = SMP.build_guider(dit, _cond(), None, settings, 1, 1, max_batched_frames=12)
+    assert g(x, t, 0).shape == x.shape and g.calls == 1
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ Reference quirks reproduced on purpose:
 - The final layer is modulated with ``embedded_timestep`` (before ``t_block``).
 
 Speed (inference): the kernel-1 convolutions (FFN, PatchEmbed projection) run as matmuls on
-channels-last tokens (the weights are viewed, never copied or upcast); RoPE tables are cached per
-length; the cross-attention keys/values depend only on the encoder states, so
-``precompute_cross_kv`` can build them once per generation and ``decode(..., cross_kv=cache)``
-reuses them at every step (same result). Only activations are upcast to float32, where the
-reference does it (RMSNorm, RoPE, the linear attention).
+channels-last tokens (the weights are viewed, never copied or upcast), float32 CPU matmuls on
+oneDNN (:mod:`ace_core.linear`), the FFN's depthwise convolution channels-last (no transposed
+copies); RoPE tables are cached per length; the cross-attention keys/values depend only on the
+encoder states, so ``precompute_cross_kv`` can build them once per generation and
+``decode(..., cross_kv=cache)`` reuses them at every step (same result). Only activations are
+upcast to float32, where the reference does it (RMSNorm, RoPE, the linear attention).
 
 The published files also hold training-only ``projectors.*`` and the never-used
 ``cross_attn.{add_q_proj,add_k_proj,add_v_proj,to_add_out}``; this module does not create them,
@@ -38,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..linear import Linear, linear
 from .lyric_encoder import LyricConformerEncoder, LyricEncoderConfig, materialize_empty
 
 TIMESTEP_CHANNELS = 256
@@ -216,9 +218,10 @@ def _rotate_tokens(x: torch.Tensor, rope: RotaryTables) -> torch.Tensor:
 
     Same float32 operations in the same order as the reference (exact), returned in x's dtype.
     """
-    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (B, S, H, hd): x[2i+1], x[2i], ...
-    out = x.float() * rope.cos  # (B, S, H, hd) float32
-    out += swapped.float() * rope.sin_signed
+    xf = x.float()  # one upcast (a no-op in float32); the swap below is exact
+    swapped = xf.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (B, S, H, hd): x[2i+1], x[2i], ...
+    out = xf * rope.cos  # (B, S, H, hd) float32
+    out += swapped * rope.sin_signed
     return out.to(x.dtype)
 
 
@@ -238,8 +241,8 @@ class TimestepEmbedding(nn.Module):
     def __init__(self, in_channels: int, dim: int, dtype=None, device=None):
         super().__init__()
         kw = {"dtype": dtype, "device": device}
-        self.linear_1 = nn.Linear(in_channels, dim, **kw)
-        self.linear_2 = nn.Linear(dim, dim, **kw)
+        self.linear_1 = Linear(in_channels, dim, **kw)
+        self.linear_2 = Linear(dim, dim, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear_2(F.silu(self.linear_1(x)))
@@ -266,7 +269,7 @@ class PatchEmbed(nn.Module):
         patch_conv, norm, proj = self.early_conv_layers
         h = norm(patch_conv(x)).flatten(2).transpose(1, 2).contiguous()  # (B, 256C, H', W') -> (B, H'W', 256C)
         # The 1x1 conv as a Linear on channels-last tokens (a plain matmul; the weight is viewed).
-        return F.linear(h, proj.weight.flatten(1), proj.bias)  # (B, H'W', D)
+        return linear(h, proj.weight.flatten(1), proj.bias)  # (B, H'W', D)
 
 
 class _AttentionProjections(nn.Module):
@@ -277,10 +280,10 @@ class _AttentionProjections(nn.Module):
         super().__init__()
         kw = {"dtype": dtype, "device": device}
         self.heads = heads
-        self.to_q = nn.Linear(dim, dim, **kw)
-        self.to_k = nn.Linear(dim, dim, **kw)
-        self.to_v = nn.Linear(dim, dim, **kw)
-        self.to_out = nn.ModuleList([nn.Linear(dim, dim, **kw)])
+        self.to_q = Linear(dim, dim, **kw)
+        self.to_k = Linear(dim, dim, **kw)
+        self.to_v = Linear(dim, dim, **kw)
+        self.to_out = nn.ModuleList([Linear(dim, dim, **kw)])
 
 
 class LinearSelfAttention(_AttentionProjections):
@@ -365,7 +368,7 @@ class ConvLayer(nn.Module):
         plain matmul (on CPU about twice as fast as the 1x1 convolution); the weight is viewed,
         not copied.
         """
-        return F.linear(x, self.conv.weight.squeeze(-1), self.conv.bias)  # (C_out, C_in, 1) -> (C_out, C_in)
+        return linear(x, self.conv.weight.squeeze(-1), self.conv.bias)  # (C_out, C_in, 1) -> (C_out, C_in)
 
 
 class GLUMBConv(nn.Module):
@@ -383,9 +386,22 @@ class GLUMBConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.silu(self.inverted_conv.pointwise(x))  # (B, T, 2F)
-        h, gate = self.depth_conv(h.transpose(1, 2)).chunk(2, dim=1)  # (B, F, T) each
-        h = (h * F.silu(gate)).transpose(1, 2).contiguous()  # (B, T, F); contiguous for a fast matmul
-        return self.point_conv.pointwise(h)  # (B, T, D)
+        h = self.depthwise_channels_last(h)  # (B, T, 2F)
+        h, gate = h.chunk(2, dim=-1)  # (B, T, F) each
+        return self.point_conv.pointwise(h * F.silu(gate))  # (B, T, D)
+
+    def depthwise_channels_last(self, h: torch.Tensor) -> torch.Tensor:
+        """``depth_conv`` on channels-last h (B, T, C) -> (B, T, C), without a transposed copy.
+
+        (B, C, 1, T) with channel stride 1 is the channels-last layout of a 2-D convolution,
+        whose depthwise kernels are several times faster on CPU than the 1-D convolution of a
+        (B, C, T) copy (same sums, up to float rounding).
+        """
+        conv = self.depth_conv.conv
+        pad = conv.padding[0]
+        weight = conv.weight.unsqueeze(2)  # (C, 1, 1, k), a view
+        out = F.conv2d(h.transpose(1, 2).unsqueeze(2), weight, conv.bias, padding=(0, pad), groups=conv.groups)
+        return out.squeeze(2).transpose(1, 2)  # (B, T, C); contiguous when the kernel kept channels-last
 
 
 class LinearTransformerBlock(nn.Module):
@@ -462,6 +478,16 @@ class CrossAttentionCache:
         )
         return cls(kv, torch.cat([c.mask for c in caches], dim=0), first._owner)
 
+    def rows(self, start: int, stop: int) -> "CrossAttentionCache":
+        """The cache of batch items ``start:stop`` as views (no copy), e.g. the conditional part
+        of a cond + uncond cache for the steps that run unguided."""
+        if not 0 <= start < stop <= self.batch_size:
+            raise InputError(
+                f"CrossAttentionCache.rows: need 0 <= start < stop <= {self.batch_size}, got {start}:{stop}"
+            )
+        kv = tuple((k[start:stop], v[start:stop]) for k, v in self.kv)
+        return type(self)(kv, self.mask[start:stop], self._owner)
+
 
 class T2IFinalLayer(nn.Module):
     """RMSNorm, modulate with scale_shift_table (2, D) + embedded_timestep, Linear, unpatchify."""
@@ -473,7 +499,7 @@ class T2IFinalLayer(nn.Module):
         self.out_channels = config.out_channels
         p0, p1 = config.patch_size
         self.scale_shift_table = nn.Parameter(torch.empty(2, config.inner_dim, **kw))
-        self.linear = nn.Linear(config.inner_dim, p0 * p1 * config.out_channels, **kw)
+        self.linear = Linear(config.inner_dim, p0 * p1 * config.out_channels, **kw)
 
     def forward(self, x: torch.Tensor, emb_t: torch.Tensor, output_length: int) -> torch.Tensor:
         """x (B, T, D); emb_t (B, D) -> (B, C_out, p0, output_length) (zero-padded or cropped)."""
@@ -506,12 +532,12 @@ class AceStepDiT(nn.Module):
             LinearTransformerBlock(config, **kw) for _ in range(config.num_layers)
         )
         self.timestep_embedder = TimestepEmbedding(TIMESTEP_CHANNELS, dim, **kw)
-        self.t_block = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim, **kw))
-        self.speaker_embedder = nn.Linear(config.speaker_embedding_dim, dim, **kw)
-        self.genre_embedder = nn.Linear(config.text_embedding_dim, dim, **kw)
+        self.t_block = nn.Sequential(nn.SiLU(), Linear(dim, 6 * dim, **kw))
+        self.speaker_embedder = Linear(config.speaker_embedding_dim, dim, **kw)
+        self.genre_embedder = Linear(config.text_embedding_dim, dim, **kw)
         self.lyric_embs = nn.Embedding(config.lyric_encoder_vocab_size, config.lyric_hidden_size, **kw)
         self.lyric_encoder = LyricConformerEncoder(config.lyric_encoder_config, **kw)
-        self.lyric_proj = nn.Linear(config.lyric_output_size, dim, **kw)
+        self.lyric_proj = Linear(config.lyric_output_size, dim, **kw)
         self.proj_in = PatchEmbed(config, **kw)
         self.final_layer = T2IFinalLayer(config, **kw)
         if build != device:

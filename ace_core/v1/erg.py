@@ -2,29 +2,40 @@
 
 Forward hooks multiply the output of chosen query projections by τ = 0.01 while a weakened
 prediction/embedding is computed; the context managers always remove their hooks, also when the
-body raises.
+body raises. ``rows`` limits the scaling to some batch items (a guided step that runs cond and
+uncond as one batch weakens only the uncond rows; those get exactly the values of a separate pass).
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterable, Iterator, List
+from typing import Iterable, Iterator, List, Optional, Sequence
 
 from torch import nn
 
 ERG_TAU = 0.01
 
 
+Rows = Optional[Sequence[slice]]
+"""Batch rows (slices of dim 0) a hook scales; None = all."""
+
+
 @contextmanager
-def temperature_hooks(modules: Iterable[nn.Module], tau: float = ERG_TAU) -> Iterator[int]:
+def temperature_hooks(modules: Iterable[nn.Module], tau: float = ERG_TAU, rows: Rows = None) -> Iterator[int]:
     """Scale the output of every module in ``modules`` by ``tau`` while the block runs.
 
-    Yields the number of hooks installed. Hooks are removed on exit, also on error.
+    ``rows``: only these batch rows (the others pass unchanged). Yields the number of hooks
+    installed. Hooks are removed on exit, also on error.
     """
     handles = []
 
     def hook(_module, _inputs, output):
-        return output * tau
+        if rows is None:
+            return output * tau
+        out = output.clone()
+        for part in rows:
+            out[part] = output[part] * tau  # the same operation as the whole-batch case
+        return out
 
     try:
         for m in modules:
@@ -65,9 +76,10 @@ def erg_text_modules(text_encoder: nn.Module, l_min: int = 8, l_max: int = 10) -
 
 
 @contextmanager
-def erg_diffusion(dit: nn.Module, tau: float = ERG_TAU, l_min: int = 15, l_max: int = 20):
-    """Weaken the DiT's self/cross-attention queries of blocks 15–19 (the ERG unconditional pass)."""
-    with temperature_hooks(erg_diffusion_modules(dit, l_min, l_max), tau) as n:
+def erg_diffusion(dit: nn.Module, tau: float = ERG_TAU, l_min: int = 15, l_max: int = 20, rows: Rows = None):
+    """Weaken the DiT's self/cross-attention queries of blocks 15–19 (the ERG unconditional pass);
+    ``rows``: only those batch rows."""
+    with temperature_hooks(erg_diffusion_modules(dit, l_min, l_max), tau, rows) as n:
         yield n
 
 

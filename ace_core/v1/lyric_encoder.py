@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..linear import Linear
+
 # Rows of queries per block when building the relative-position scores: bounds the
 # (B, H, rows, T + rows - 1) temporary for long lyrics.
 _QUERY_BLOCK = 512
@@ -91,7 +93,7 @@ class LinearEmbed(nn.Module):
         kw = {"dtype": dtype, "device": device}
         d = config.output_size
         self.out = nn.Sequential(
-            nn.Linear(config.input_size, d, **kw),
+            Linear(config.input_size, d, **kw),
             nn.LayerNorm(d, eps=config.layer_norm_eps, **kw),
         )
         self.xscale = math.sqrt(d)
@@ -114,11 +116,11 @@ class RelPositionSelfAttention(nn.Module):
         if d % h:
             raise ValueError(f"lyric encoder output_size {d} is not divisible by attention_heads {h}")
         self.heads, self.head_dim = h, d // h
-        self.linear_q = nn.Linear(d, d, **kw)
-        self.linear_k = nn.Linear(d, d, **kw)
-        self.linear_v = nn.Linear(d, d, **kw)
-        self.linear_out = nn.Linear(d, d, **kw)
-        self.linear_pos = nn.Linear(d, d, bias=False, **kw)
+        self.linear_q = Linear(d, d, **kw)
+        self.linear_k = Linear(d, d, **kw)
+        self.linear_v = Linear(d, d, **kw)
+        self.linear_out = Linear(d, d, **kw)
+        self.linear_pos = Linear(d, d, bias=False, **kw)
         self.pos_bias_u = nn.Parameter(torch.empty(h, self.head_dim, **kw))
         self.pos_bias_v = nn.Parameter(torch.empty(h, self.head_dim, **kw))
 
@@ -126,8 +128,8 @@ class RelPositionSelfAttention(nn.Module):
         # (B, T, H*dk) -> (B, H, T, dk)
         return x.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, key_valid: torch.Tensor, pos_table: torch.Tensor) -> torch.Tensor:
-        """x (B, T, d); key_valid (B, T) bool; pos_table (1, 2T-1, d) -> (B, T, d)."""
+    def forward(self, x: torch.Tensor, key_valid: torch.Tensor | None, pos_table: torch.Tensor) -> torch.Tensor:
+        """x (B, T, d); key_valid (B, T) bool or None (all valid); pos_table (1, 2T-1, d) -> (B, T, d)."""
         T = x.shape[1]
         q = self.linear_q(x).unflatten(-1, (self.heads, self.head_dim))  # (B, T, H, dk)
         k = self._heads(self.linear_k(x))  # (B, H, T, dk)
@@ -135,7 +137,7 @@ class RelPositionSelfAttention(nn.Module):
         p = self._heads(self.linear_pos(pos_table))  # (1, H, 2T-1, dk)
         q_u = (q + self.pos_bias_u).transpose(1, 2)  # (B, H, T, dk)
         q_v = (q + self.pos_bias_v).transpose(1, 2)  # (B, H, T, dk)
-        masked = ~key_valid[:, None, None, :]  # (B, 1, 1, T)
+        masked = None if key_valid is None else ~key_valid[:, None, None, :]  # (B, 1, 1, T)
         scale = math.sqrt(self.head_dim)
 
         outputs = []
@@ -149,8 +151,12 @@ class RelPositionSelfAttention(nn.Module):
             # Local row r, key j -> column (n-1-r) + j (the "relative shift").
             cols = (n - 1 - torch.arange(n, device=x.device))[:, None] + torch.arange(T, device=x.device)  # (n, T)
             position = position.gather(-1, cols.expand(*position.shape[:2], n, T))  # (B, H, n, T)
-            scores = ((content + position) / scale).masked_fill(masked, float("-inf"))
-            weights = scores.softmax(dim=-1).masked_fill(masked, 0.0)  # all-masked rows -> 0
+            scores = (content + position) / scale
+            if masked is None:
+                weights = scores.softmax(dim=-1)
+            else:
+                weights = scores.masked_fill(masked, float("-inf")).softmax(dim=-1)
+                weights = weights.masked_fill(masked, 0.0)  # all-masked rows -> 0
             outputs.append(weights @ v)  # (B, H, n, dk)
         out = torch.cat(outputs, dim=2).transpose(1, 2).flatten(2)  # (B, T, H*dk)
         return self.linear_out(out)
@@ -162,8 +168,8 @@ class FeedForward(nn.Module):
     def __init__(self, config: LyricEncoderConfig, dtype=None, device=None):
         super().__init__()
         kw = {"dtype": dtype, "device": device}
-        self.w_1 = nn.Linear(config.output_size, config.linear_units, **kw)
-        self.w_2 = nn.Linear(config.linear_units, config.output_size, **kw)
+        self.w_1 = Linear(config.output_size, config.linear_units, **kw)
+        self.w_2 = Linear(config.linear_units, config.output_size, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w_2(F.silu(self.w_1(x)))
@@ -181,7 +187,7 @@ class EncoderLayer(nn.Module):
         self.norm_ff = nn.LayerNorm(d, eps=config.layer_norm_eps, **kw)
         self.norm_mha = nn.LayerNorm(d, eps=config.layer_norm_eps, **kw)
 
-    def forward(self, x: torch.Tensor, key_valid: torch.Tensor, pos_table: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_valid: torch.Tensor | None, pos_table: torch.Tensor) -> torch.Tensor:
         x = x + self.self_attn(self.norm_mha(x), key_valid, pos_table)
         return x + self.feed_forward(self.norm_ff(x))
 
@@ -207,6 +213,8 @@ class LyricConformerEncoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (B, T, input_size) float; mask (B, T) (nonzero = valid) -> (B, T, output_size)."""
         key_valid = mask.to(torch.bool)
+        if bool(key_valid.all()):
+            key_valid = None  # nothing to mask: skip the two masked fills per layer (same result)
         x = self.embed(x)
         pos_table = relative_position_table(x.shape[1], self.config.output_size, x.device, x.dtype)
         for layer in self.encoders:

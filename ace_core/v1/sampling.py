@@ -6,9 +6,10 @@ Public pieces:
 * :func:`encode_conditions`: the DiT encoder states for the conditional pass, the null
   (unconditional) pass and, for double-condition guidance, the "text only" pass. Encoded once
   per sampling run.
-* :class:`Guider`: one guided velocity per loop index: separate conditional / unconditional
-  ``decode`` calls (as the official pipeline, not batched), guidance interval and decay, APG /
-  CFG / CFG-Zero*, text-vs-lyric double guidance, ERG on the unconditional pass.
+* :class:`Guider`: one guided velocity per loop index: the conditional / unconditional (and
+  text-only) passes as one batched ``decode`` call where it fits (the official pipeline runs
+  them one by one; same result up to float rounding), guidance interval and decay, APG / CFG /
+  CFG-Zero*, text-vs-lyric double guidance, ERG on the unconditional pass.
 * :func:`sample`: text-to-music, retake (variance mix of two noises) and audio-to-audio.
 
 The official keyword-for-keyword entry point (with its repaint / extend dispatch) lives in
@@ -270,6 +271,11 @@ class GuidanceSettings:
         return cls(**kwargs).validate()
 
 
+BATCHED_PASS_FRAMES = 8192
+"""Most latent frames (passes × batch × T) one batched guided call may hold; longer runs take the
+passes one after another. About 1 GB of float32 activations; 8192 frames = 2 passes of 6 min."""
+
+
 class VelocityModel:
     """``dit.decode`` as a sampling loop calls it: ``model(x, t, states) -> v``.
 
@@ -277,12 +283,20 @@ class VelocityModel:
     :data:`EncoderStates` of the run; returns v (B, 8, 16, T) float32. Every latent frame is
     valid. The cross-attention keys/values of each set of encoder states are projected once
     per run (``dit.precompute_cross_kv``) instead of at every step; results are identical.
+
+    :meth:`passes` evaluates several sets of encoder states at the same x (cond / text-only /
+    uncond) as one batched call when their encoder lengths agree and the batch stays within
+    ``max_batched_frames`` (default :data:`BATCHED_PASS_FRAMES`; 0: never batch): the weights
+    are read once for all passes. Each pass's rows see only its own encoder states, so the
+    result equals separate calls up to float rounding.
     """
 
-    def __init__(self, dit):
+    def __init__(self, dit, max_batched_frames: Optional[int] = None):
         self.dit = dit
         self.model_dtype, self.device = dit_dtype_device(dit)
+        self.max_batched_frames = int(BATCHED_PASS_FRAMES if max_batched_frames is None else max_batched_frames)
         self._caches: dict = {}  # id(states) -> (states, cache); holding states keeps the id unique
+        self._groups: dict = {}  # ids of the passes -> (passes, concatenated states, cache or None)
         self.calls = 0
 
     def _cross_kv(self, states: EncoderStates):
@@ -294,19 +308,73 @@ class VelocityModel:
             entry = self._caches[id(states)] = (states, precompute(states[0], states[1]))
         return entry[1]
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor, states: EncoderStates) -> torch.Tensor:
+    def _decode(self, x: torch.Tensor, t: torch.Tensor, states: EncoderStates, cache) -> torch.Tensor:
         b, t_len = x.shape[0], x.shape[-1]
         mask = torch.ones(b, t_len, device=self.device, dtype=torch.float32)
         timestep = t.to(self.device).expand(b)
         self.calls += 1
         with torch.no_grad():
-            kwargs = {}
-            cache = self._cross_kv(states)
-            if cache is not None:
-                kwargs["cross_kv"] = cache
+            kwargs = {} if cache is None else {"cross_kv": cache}
             v = self.dit.decode(x.to(self.device, self.model_dtype), mask, states[0], states[1],
                                 timestep, t_len, **kwargs)
         return v.to(torch.float32)
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, states: EncoderStates) -> torch.Tensor:
+        return self._decode(x, t, states, self._cross_kv(states))
+
+    def can_batch(self, x: torch.Tensor, passes: Sequence[EncoderStates]) -> bool:
+        """Whether :meth:`passes` runs these passes as one call (same encoder length, within budget)."""
+        lengths = {int(p[0].shape[1]) for p in passes}
+        frames = len(passes) * int(x.shape[0]) * int(x.shape[-1])
+        return len(passes) > 1 and len(lengths) == 1 and frames <= self.max_batched_frames
+
+    def prepare(self, passes: Sequence[EncoderStates]):
+        """The concatenated encoder states (and K/V cache) of ``passes``, built once per run.
+
+        Each pass's own cache becomes a view of the group's, so no pass is held twice."""
+        key = tuple(id(p) for p in passes)
+        entry = self._groups.get(key)
+        if entry is not None and all(a is b for a, b in zip(entry[0], passes)):
+            return entry[1], entry[2]
+        states = (torch.cat([p[0] for p in passes]), torch.cat([p[1] for p in passes]))
+        precompute = getattr(self.dit, "precompute_cross_kv", None)
+        cache = None
+        if precompute is not None:
+            cache = precompute(states[0], states[1])
+            start = 0
+            for p in passes:
+                stop = start + int(p[0].shape[0])
+                self._caches[id(p)] = (p, cache.rows(start, stop))
+                start = stop
+        self._groups[key] = (tuple(passes), states, cache)
+        return states, cache
+
+    def passes(self, x: torch.Tensor, t: torch.Tensor, passes: Sequence[EncoderStates],
+               weakened: Sequence[bool] = ()) -> list[torch.Tensor]:
+        """v (B, 8, 16, T) float32 of x under each of ``passes`` (each with batch B).
+
+        ``weakened[k]``: run pass k under ERG-diffusion (query temperature in blocks 15–19).
+        """
+        weakened = list(weakened) + [False] * (len(passes) - len(weakened))
+        if not self.can_batch(x, passes):
+            out = []
+            for states, weak in zip(passes, weakened):
+                if weak:
+                    with erg_diffusion(self.dit):
+                        out.append(self(x, t, states))
+                else:
+                    out.append(self(x, t, states))
+            return out
+        b = int(x.shape[0])
+        states, cache = self.prepare(passes)
+        rows = [slice(k * b, (k + 1) * b) for k, weak in enumerate(weakened) if weak]
+        xs = torch.cat([x] * len(passes))
+        if rows:
+            with erg_diffusion(self.dit, rows=rows):
+                v = self._decode(xs, t, states, cache)
+        else:
+            v = self._decode(xs, t, states, cache)
+        return list(v.split(b))
 
 
 class Guider:
@@ -314,18 +382,25 @@ class Guider:
 
     Call ``guider(x, t, i)`` with x (B, 8, 16, T) and t the scheduler timestep (σ·1000, 0-d);
     returns v (B, 8, 16, T) float32. One :class:`MomentumBuffer` lives for the whole run (APG
-    updates it only on guided steps).
+    updates it only on guided steps). A guided step evaluates cond, text-only (double
+    condition) and uncond (ERG-weakened when enabled) as one batch where
+    :meth:`VelocityModel.can_batch` allows; ``max_batched_frames=0`` runs them one by one.
     """
 
     def __init__(self, dit, encoded: EncodedConditions, settings: GuidanceSettings,
-                 num_inference_steps: int):
+                 num_inference_steps: int, max_batched_frames: Optional[int] = None):
         self.dit = dit
         self.enc = encoded
         self.s = settings
         self.start_idx, self.end_idx = guidance_interval_bounds(num_inference_steps,
                                                                 settings.guidance_interval)
         self.momentum_buffer = MomentumBuffer()
-        self._decode = VelocityModel(dit)
+        self._decode = VelocityModel(dit, max_batched_frames)
+        self._double = settings.double_condition and encoded.no_lyric is not None
+        # the passes of a guided step, in the official order, and which one ERG weakens
+        self._passes = [encoded.cond] + ([encoded.no_lyric] if self._double else []) + [encoded.null]
+        self._weakened = [False] * (len(self._passes) - 1) + [settings.use_erg_diffusion]
+        self._guided_steps = settings.do_cfg and encoded.null is not None and self.start_idx < self.end_idx
 
     @property
     def calls(self) -> int:
@@ -338,20 +413,15 @@ class Guider:
     def __call__(self, x: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
         s = self.s
         if not (self.in_interval(i) and s.do_cfg):
+            if self._guided_steps and self._decode.can_batch(x, self._passes):
+                self._decode.prepare(self._passes)  # the cond K/V as a view of the batched cache
             return self._decode(x, t, self.enc.cond)
         scale = interval_guidance_scale(i, self.start_idx, self.end_idx, s.guidance_scale,
                                         s.min_guidance_scale, s.guidance_interval_decay)
-        v_cond = self._decode(x, t, self.enc.cond)
-        v_text = None
-        if s.double_condition and self.enc.no_lyric is not None:
-            v_text = self._decode(x, t, self.enc.no_lyric)
-        if s.use_erg_diffusion:
-            with erg_diffusion(self.dit):
-                v_uncond = self._decode(x, t, self.enc.null)
-        else:
-            v_uncond = self._decode(x, t, self.enc.null)
-        if v_text is not None:
-            return cfg_double_condition_forward(v_cond, v_uncond, v_text, s.guidance_scale_text,
+        v = self._decode.passes(x, t, self._passes, self._weakened)
+        v_cond, v_uncond = v[0], v[-1]
+        if self._double:
+            return cfg_double_condition_forward(v_cond, v_uncond, v[1], s.guidance_scale_text,
                                                 s.guidance_scale_lyric)
         if s.cfg_type == "apg":
             return apg_forward(v_cond, v_uncond, scale, momentum_buffer=self.momentum_buffer)
@@ -362,12 +432,13 @@ class Guider:
 
 
 def build_guider(dit, cond: Conditioning, null_cond: Optional[Conditioning],
-                 settings: GuidanceSettings, num_inference_steps: int, batch: int) -> Guider:
+                 settings: GuidanceSettings, num_inference_steps: int, batch: int,
+                 max_batched_frames: Optional[int] = None) -> Guider:
     """Encode the passes once and return the per-step guider."""
     enc = encode_conditions(dit, cond, null_cond, batch=batch, need_null=settings.do_cfg,
                             use_erg_lyric=settings.use_erg_lyric,
                             double_condition=settings.do_cfg and settings.double_condition)
-    return Guider(dit, enc, settings, num_inference_steps)
+    return Guider(dit, enc, settings, num_inference_steps, max_batched_frames)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -466,6 +537,7 @@ def sample(dit, cond: Conditioning, null_cond: Optional[Conditioning] = None,
 
 
 __all__ = [
-    "Conditioning", "EncodedConditions", "GuidanceSettings", "Guider", "VelocityModel", "build_guider",
-    "cfg_enabled", "dit_dtype_device", "encode_conditions", "run_scheduler_loop", "sample", "schedule_for",
+    "BATCHED_PASS_FRAMES", "Conditioning", "EncodedConditions", "GuidanceSettings", "Guider", "VelocityModel",
+    "build_guider", "cfg_enabled", "dit_dtype_device", "encode_conditions", "run_scheduler_loop", "sample",
+    "schedule_for",
 ]

@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..linear import Linear
+
 __all__ = ["UMT5Config", "UMT5Encoder", "relative_position_buckets"]
 
 
@@ -146,10 +148,10 @@ class UMT5SelfAttention(nn.Module):
         self.d_kv = config.d_kv
         self.num_buckets = config.relative_attention_num_buckets
         self.max_distance = config.relative_attention_max_distance
-        self.q = nn.Linear(config.d_model, config.inner_dim, **kw)
-        self.k = nn.Linear(config.d_model, config.inner_dim, **kw)
-        self.v = nn.Linear(config.d_model, config.inner_dim, **kw)
-        self.o = nn.Linear(config.inner_dim, config.d_model, **kw)
+        self.q = Linear(config.d_model, config.inner_dim, **kw)
+        self.k = Linear(config.d_model, config.inner_dim, **kw)
+        self.v = Linear(config.d_model, config.inner_dim, **kw)
+        self.o = Linear(config.inner_dim, config.d_model, **kw)
         self.relative_attention_bias = nn.Embedding(
             config.relative_attention_num_buckets, config.num_heads, dtype=dtype, device=device
         )
@@ -196,13 +198,13 @@ class UMT5DenseGatedActDense(nn.Module):
         self.act = config.activation()
         self.gated = config.is_gated
         if self.gated:
-            self.wi_0 = nn.Linear(config.d_model, config.d_ff, **kw)
-            self.wi_1 = nn.Linear(config.d_model, config.d_ff, **kw)
+            self.wi_0 = Linear(config.d_model, config.d_ff, **kw)
+            self.wi_1 = Linear(config.d_model, config.d_ff, **kw)
         else:
-            self.wi = nn.Linear(config.d_model, config.d_ff, **kw)
+            self.wi = Linear(config.d_model, config.d_ff, **kw)
         # float16 overflows in wo for the real weights: keep it in float32 as the reference does
         wo_dtype = torch.float32 if dtype == torch.float16 else dtype
-        self.wo = nn.Linear(config.d_ff, config.d_model, bias=False, dtype=wo_dtype, device=device)
+        self.wo = Linear(config.d_ff, config.d_model, bias=False, dtype=wo_dtype, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gated:
