@@ -385,10 +385,9 @@ def flowedit(dit, src_cond: Conditioning, tar_cond: Conditioning, src_latents: t
     decode = VelocityModel(dit)
 
     def velocity(x, t, enc, mb):
-        v_c = decode(x, t, enc.cond)
         if not do_cfg:
-            return v_c
-        v_u = decode(x, t, enc.null)
+            return decode(x, t, enc.cond)
+        v_c, v_u = decode.passes(x, t, [enc.cond, enc.null])  # one batched call where it fits
         return apg_forward(v_c, v_u, guidance_scale, momentum_buffer=mb)
 
     sched = make_schedule("euler", steps, shift)
