@@ -1,0 +1,8 @@
+"""Side-by-side benchmark of AceForge against ComfyUI core (driver: ``bench/bench_side_by_side.py``).
+
+Modules: ``protocol`` (JSON lines between the driver and its workers, process measurements; stdlib
+only, so both Python environments can import it), ``channel`` (the driver's end of a worker), ``worker_base`` (the phase loop every worker
+shares), ``ours_v1`` / ``core_v1`` (one worker per side and family), ``load_child`` (a checkpoint
+load in a fresh process), ``inputs`` (the seeded inputs both sides read), ``report`` (statistics and
+the printed table).
+"""
