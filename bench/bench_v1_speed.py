@@ -9,6 +9,7 @@ seconds per second of audio, with peak memory. No weights are needed: modules ar
     python bench/bench_v1_speed.py                      # CPU, 10 s of audio
     python bench/bench_v1_speed.py --only dit --layers 2 --repeats 3   # quick: 2 of 24 blocks
     python bench/bench_v1_speed.py --device cuda --seconds 60 240
+    python bench/bench_v1_speed.py --only vae --dtype fp32 --seconds 240 --repeats 1   # 4 min, windowed
 
 Timings on a shared CPU are noisy: the CPU seconds (process time, all threads) are printed too;
 ``--threads 1`` is often faster than the default when other processes compete for the cores.
@@ -111,25 +112,45 @@ def bench_dit(device: str, dtype: torch.dtype, seconds: float, repeats: int, lay
     del dit
 
 
-def bench_vae_decode(device: str, dtype: torch.dtype, seconds: float, repeats: int) -> None:
+def current_rss_gb() -> float:
+    """Resident memory now (Linux ``/proc``; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**30
+    except OSError:
+        return 0.0
+
+
+def bench_vae_decode(device: str, dtype: torch.dtype, seconds: float, repeats: int, exact: bool = False) -> None:
+    """VAE decode of ``seconds`` of audio: wall and CPU seconds per audio second, windows, memory.
+
+    Long latents are decoded in windows (``MusicVAE.windows``); ``exact`` also decodes in one shot
+    (memory grows with the length) and prints the largest difference, which should be float
+    rounding (the windows are exact: no seams).
+    """
     with torch.device("meta"):
         vae = MusicVAE(DCAEConfig(), VocoderConfig(), dtype=dtype)
     vae = materialise(vae, device, dtype).eval()
     frames = int(seconds * FRAMES_PER_SECOND)
     gen = torch.Generator(device="cpu").manual_seed(2)
     latent = torch.randn(1, 8, 16, frames, generator=gen).to(device, dtype)
+    dcae_w, voc_w, n_d, n_v = vae._plan(frames, None)
+    before = current_rss_gb()
     with torch.inference_mode():
-        sync(device)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            wave = vae.decode(latent)
-        sync(device)
-    elapsed = (time.perf_counter() - start) / repeats
-    audio_seconds = wave.shape[-1] / 44100
+        wall, cpu = _timed(device, lambda: vae.decode(latent), repeats)
+        wave = vae.decode(latent) if exact else None
+    audio_seconds = frames * vae.samples_per_latent_frame / 44100
+    windows = f"DCAE {n_d} window(s), vocoder {n_v} window(s)"
     print(
-        f"VAE decode {audio_seconds:.1f} s audio, {dtype}, {device}: {elapsed:.2f} s "
-        f"({elapsed / audio_seconds:.3f} s per audio second), peak {peak_memory_gb(device):.2f} GiB"
+        f"VAE decode {audio_seconds:.1f} s audio, {dtype}, {device} ({windows}): {wall:.2f} s, CPU {cpu:.2f} s "
+        f"({wall / audio_seconds:.3f} s per audio second); RSS {before:.2f} GiB with the model, "
+        f"peak {peak_memory_gb(device):.2f} GiB"
     )
+    if exact and (dcae_w or voc_w):
+        with torch.inference_mode():
+            one_shot = vae.decode(latent, windowed=False)
+        print(f"  windowed vs one-shot: max |diff| {(wave - one_shot).abs().max().item():.2e} "
+              f"(peak {peak_memory_gb(device):.2f} GiB after the one-shot decode)")
     del vae
 
 
@@ -142,6 +163,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["dit", "vae"], default=None)
     parser.add_argument("--layers", type=int, default=None, help="DiT blocks (default: all 24; e.g. 2 for a quick run)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    parser.add_argument("--exact", action="store_true",
+                        help="VAE: also decode long latents in one shot and print the difference to the windows")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,7 +177,7 @@ def main() -> None:
         if args.only in (None, "dit"):
             bench_dit(args.device, dtype, seconds, args.repeats, args.layers)
         if args.only in (None, "vae"):
-            bench_vae_decode(args.device, dtype, seconds, args.repeats)
+            bench_vae_decode(args.device, dtype, seconds, args.repeats, args.exact)
 
 
 if __name__ == "__main__":

@@ -128,3 +128,43 @@ def test_half_precision_tracks_float32(dtype):
     for a, b in ((yh, y32), (eh, e32)):
         rel = (a.float() - b).norm() / b.norm()
         assert rel < 3e-2, rel
+
+
+def test_decoder_split_windows_and_chunked_attention_equal_one_shot():
+    """Long-input path: the global part with its attention chunked, the local part in windows with
+    ``local_reach`` context, give the one-shot output (float64, so only the algorithm can differ)."""
+    model = _randomize(MusicDCAEAutoencoder(DCAEConfig.from_reference(TINY)), seed=5).double()
+    dec = model.decoder
+    z = torch.randn(1, 8, 16, 23, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    with torch.no_grad():
+        full = dec(z)
+        h = dec.forward_global(z, chunk=5)  # 5 chunks, the attention in two passes
+        torch.testing.assert_close(h, dec.forward_global(z), atol=1e-10, rtol=1e-9)
+        scale, context = dec.local_reach()
+        assert scale == 8 and context >= 1
+        pieces = []
+        for s in range(0, 23, 6):
+            e = min(23, s + 6)
+            a, b = max(0, s - context), min(23, e + context)
+            pieces.append(dec.forward_local(h[..., a:b])[..., (s - a) * scale : (e - a) * scale])
+        torch.testing.assert_close(torch.cat(pieces, dim=-1), full, atol=1e-10, rtol=1e-9)
+        # too little context is visibly different: the reach is not vacuous
+        a = 6 - 1
+        short = dec.forward_local(h[..., a:12 + 1])[..., (6 - a) * scale : (12 - a) * scale]
+        assert not torch.allclose(short, full[..., 6 * scale : 12 * scale], atol=1e-6)
+
+
+@pytest.mark.parametrize("shortcut", [True, False])
+def test_nearest_upsampling_block_at_input_resolution_equals_upsample_then_conv(shortcut):
+    from ace_core.v1.dcae import DCUpBlock2d
+
+    block = _randomize(DCUpBlock2d(8, 4, interpolate=True, shortcut=shortcut), seed=7).double()
+    x = torch.randn(2, 8, 5, 7, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    ref = block.conv(torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+    if shortcut:
+        ref = ref + torch.nn.functional.pixel_shuffle(x.repeat_interleave(block.repeats, dim=1), 2)
+    with torch.no_grad():
+        out = block(x)  # the phase (2x2 conv) form
+    assert out.shape == (2, 4, 10, 14)
+    torch.testing.assert_close(out, ref.detach(), atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(block(x), ref)  # with autograd on: the plain form

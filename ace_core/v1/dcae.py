@@ -28,6 +28,8 @@ Architecture (per stage ``i`` with ``block_out_channels[i]`` channels):
 
   computed as ``(V_pad K^T) Q`` in float32 ("linear" form) when ``H*W > attention_head_dim``,
   otherwise through the explicit ``N x N`` score matrix ("quadratic" form), as the reference does.
+  The linear form needs only the sums ``V_pad K^T`` over all positions, so long inputs can run it
+  chunk by chunk (``forward_chunked``) and still be exact.
   Output: 1x1 projection ``to_out`` (no bias), RMS norm, residual.
 * Down-sampling between encoder stages (``downsample_block_type="Conv"``): a stride-2 3x3 conv
   plus a shortcut that pixel-unshuffles the input and averages channel groups.
@@ -217,6 +219,23 @@ def _activation(name: str) -> nn.Module:
     return _ACTIVATIONS[name.lower()]()
 
 
+_IN_PLACE = {nn.SiLU: F.silu, nn.ReLU: F.relu, nn.Mish: F.mish}
+
+
+def _act_(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` for a temporary ``x``: overwritten in place when autograd is off (saves a
+    full-size allocation and pass; large CPU allocations are costly), otherwise a new tensor."""
+    fn = _IN_PLACE.get(type(module))
+    if fn is None or torch.is_grad_enabled():
+        return module(x)
+    return fn(x, inplace=True)
+
+
+def _add_(h: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``h + other`` for a temporary ``h`` (in place; autograd-safe for an add)."""
+    return h.add_(other) if h.shape == torch.broadcast_shapes(h.shape, other.shape) else h + other
+
+
 def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
     """Upcast half precision to float32; float32/float64 stay as they are."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
@@ -241,8 +260,21 @@ class ChannelRMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(num_channels, dtype=dtype, device=device))
         self.bias = nn.Parameter(torch.zeros(num_channels, dtype=dtype, device=device)) if bias else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, C, H, W) -> (B, C, H, W)."""
+    def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None, inplace: bool = False) -> torch.Tensor:
+        """x (B, C, H, W) -> (B, C, H, W), plus ``residual`` when given.
+
+        ``inplace``: x is a temporary of the caller's; in float32/64 without autograd it is
+        overwritten (fewer passes over it, one full-size temporary instead of four).
+        """
+        if inplace and not torch.is_grad_enabled() and x.dtype in (torch.float32, torch.float64) \
+                and self.weight.dtype == x.dtype:
+            r = x.pow(2).mean(dim=1, keepdim=True)  # (B, 1, H, W)
+            y = x.mul_(r.add_(self.eps).rsqrt_())  # (B, C, H, W)
+            if self.bias is not None:
+                torch.addcmul(self.bias[:, None, None], y, self.weight[:, None, None], out=y)
+            else:
+                y.mul_(self.weight[:, None, None])
+            return y if residual is None else y.add_(residual)
         variance = _at_least_fp32(x).pow(2).mean(dim=1, keepdim=True)  # (B, 1, H, W) float32
         y = x * torch.rsqrt(variance + self.eps)  # promoted to float32
         if self.weight.dtype in (torch.float16, torch.bfloat16):
@@ -250,7 +282,14 @@ class ChannelRMSNorm(nn.Module):
         y = y * self.weight[:, None, None]
         if self.bias is not None:
             y = y + self.bias[:, None, None]
-        return y
+        return y if residual is None else y + residual
+
+
+def _norm_add(norm: nn.Module, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+    """``norm(h) + residual`` for a temporary ``h`` (reused in place by the RMS norm when it can)."""
+    if isinstance(norm, ChannelRMSNorm):
+        return norm(h, residual=residual, inplace=True)
+    return norm(h) + residual
 
 
 def _make_norm(norm_type: str, channels: int, dtype=None, device=None) -> nn.Module:
@@ -275,8 +314,8 @@ class ResBlock(nn.Module):
         self.norm = _make_norm(norm_type, out_channels, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv2(self.nonlinearity(self.conv1(x)))
-        return self.norm(h) + x
+        h = self.conv2(_act_(self.nonlinearity, self.conv1(x)))
+        return _norm_add(self.norm, h, x)
 
 
 class MultiscaleProjection(nn.Module):
@@ -320,6 +359,7 @@ class MultiscaleLinearAttention(nn.Module):
         self.to_qkv_multiscale = nn.ModuleList(
             MultiscaleProjection(inner, self.num_heads, k, **kw) for k in kernel_sizes
         )
+        self.halo = max((k // 2 for k in kernel_sizes), default=0)  # reach of the multiscale convs
         self.nonlinearity = nn.ReLU()
         self.to_out = nn.Linear(inner * (1 + len(kernel_sizes)), channels, bias=False, **kw)
         self.norm_out = _make_norm(norm_type, channels, **kw)
@@ -337,30 +377,79 @@ class MultiscaleLinearAttention(nn.Module):
         scores = scores / (scores.sum(dim=2, keepdim=True) + self.eps)
         return torch.matmul(v, scores.to(v.dtype))  # (B, G, d, N_query)
 
-    def forward(self, x: torch.Tensor, force_form: Optional[str] = None) -> torch.Tensor:
-        """x (B, C, H, W) -> (B, C, H, W). ``force_form`` ("linear"/"quadratic") is for tests."""
-        B, _, H, W = x.shape
-        n = H * W
-        d = self.attention_head_dim
-        use_linear = n > d if force_form is None else force_form == "linear"
-
+    def _qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, C, H, W) -> the stack ``[q | k | v]`` and its multiscale branches, (B, 3I(1+S), H, W)."""
         w_qkv = torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight], dim=0)  # (3I, C)
         qkv = _pointwise(x, w_qkv)  # (B, 3I, H, W) = [q | k | v]
         if len(self.to_qkv_multiscale):
             qkv = torch.cat([qkv] + [proj(qkv) for proj in self.to_qkv_multiscale], dim=1)  # (B, 3I(1+S), H, W)
-        if use_linear:
-            qkv = _at_least_fp32(qkv)
-        qkv = qkv.reshape(B, -1, 3 * d, n)  # (B, G, 3d, N), G = I(1+S)/d consecutive channel groups
-        q, k, v = qkv.chunk(3, dim=2)  # each (B, G, d, N)
-        q = self.nonlinearity(q)
-        k = self.nonlinearity(k)
+        return qkv
+
+    def _split_heads(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 3I(1+S), H, W) -> q, k, v (B, G, d, H*W) with ReLU on q and k; G = I(1+S)/d channel groups."""
+        B, _, H, W = qkv.shape
+        d = self.attention_head_dim
+        q, k, v = qkv.reshape(B, -1, 3 * d, H * W).chunk(3, dim=2)
+        return self.nonlinearity(q), self.nonlinearity(k), v
+
+    def _output(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Attention output (B, G, d, H*W) in x's dtype -> projected, normed, plus the residual x (B, C, H, W)."""
+        out = out.reshape(x.shape[0], -1, *x.shape[2:])  # (B, I(1+S), H, W)
+        out = _pointwise(out, self.to_out.weight)  # (B, C, H, W)
+        return _norm_add(self.norm_out, out, x)
+
+    def forward(self, x: torch.Tensor, force_form: Optional[str] = None) -> torch.Tensor:
+        """x (B, C, H, W) -> (B, C, H, W). ``force_form`` ("linear"/"quadratic") is for tests."""
+        n = x.shape[2] * x.shape[3]
+        use_linear = n > self.attention_head_dim if force_form is None else force_form == "linear"
+        qkv = self._qkv(x)
+        q, k, v = self._split_heads(_at_least_fp32(qkv) if use_linear else qkv)
         if use_linear:
             out = self._linear_form(q, k, v).to(x.dtype)
         else:
             out = self._quadratic_form(q, k, v)
-        out = out.reshape(B, -1, H, W)  # (B, I(1+S), H, W)
-        out = _pointwise(out, self.to_out.weight)  # (B, C, H, W)
-        return self.norm_out(out) + x
+        return self._output(out, x)
+
+    def forward_chunked(self, x: torch.Tensor, chunk: int) -> torch.Tensor:
+        """The linear form of :meth:`forward` over ``chunk`` columns (W) at a time, (B, C, H, W) -> (B, C, H, W).
+
+        The attention is global, but in the linear form it only needs the sums ``V_pad K^T`` over
+        all positions: a first pass accumulates them chunk by chunk, a second applies them to each
+        chunk's queries (q, k, v are recomputed, each chunk with ``halo`` columns of context for the
+        multiscale convs). Equal to :meth:`forward` up to float rounding, in memory bounded by the
+        chunk instead of the length.
+        """
+        W = x.shape[-1]
+        bounds = [(s, min(W, s + chunk)) for s in range(0, W, chunk)]
+
+        def heads(s, e):  # q, k, v (B, G, d, H*(e-s)) float32 of columns [s, e)
+            a, b = max(0, s - self.halo), min(W, e + self.halo)
+            return self._split_heads(_at_least_fp32(self._qkv(x[..., a:b])[..., s - a : e - a]))
+
+        vk = None  # (B, G, d+1, d) float32
+        for s, e in bounds:
+            _, k, v = heads(s, e)
+            part = torch.matmul(F.pad(v, (0, 0, 0, 1), value=1.0), k.transpose(-1, -2))
+            vk = part if vk is None else vk.add_(part)
+        out = torch.empty_like(x)
+        for s, e in bounds:
+            q, _, _ = heads(s, e)
+            o = torch.matmul(vk, q)  # (B, G, d+1, n)
+            o = (o[:, :, :-1] / (o[:, :, -1:] + self.eps)).to(x.dtype)
+            out[..., s:e] = self._output(o, x[..., s:e])
+        return out
+
+
+def _chunked_local(fn, x: torch.Tensor, chunk: int, halo: int) -> torch.Tensor:
+    """Apply a local, shape-preserving ``fn`` ((B, C, H, w) -> (B, C, H, w), reach ``halo`` columns)
+    to ``x`` (B, C, H, W) ``chunk`` columns at a time; equal to ``fn(x)`` up to float rounding."""
+    W = x.shape[-1]
+    out = torch.empty_like(x)
+    for s in range(0, W, chunk):
+        e = min(W, s + chunk)
+        a, b = max(0, s - halo), min(W, e + halo)
+        out[..., s:e] = fn(x[..., a:b])[..., s - a : e - a]
+    return out
 
 
 class GLUMBConv(nn.Module):
@@ -381,10 +470,13 @@ class GLUMBConv(nn.Module):
         self.norm = ChannelRMSNorm(channels, eps=1e-5, bias=True, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv_depth(self.nonlinearity(self.conv_inverted(x)))  # (B, 2h, H, W)
-        h, gate = h.chunk(2, dim=1)  # each (B, h, H, W)
-        h = self.conv_point(h * self.nonlinearity(gate))  # (B, C, H, W)
-        return self.norm(h) + x
+        h = self.conv_depth(_act_(self.nonlinearity, self.conv_inverted(x)))  # (B, 2h, H, W)
+        h, gate = h.chunk(2, dim=1)  # each (B, h, H, W), views of a temporary
+        if torch.is_grad_enabled():
+            h = h * self.nonlinearity(gate)
+        else:
+            h = h.mul_(_act_(self.nonlinearity, gate))
+        return _norm_add(self.norm, self.conv_point(h), x)  # conv_point: (B, C, H, W)
 
 
 class EfficientViTBlock(nn.Module):
@@ -399,6 +491,12 @@ class EfficientViTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_out(self.attn(x))
+
+    def forward_chunked(self, x: torch.Tensor, chunk: int) -> torch.Tensor:
+        """:meth:`forward` ``chunk`` columns at a time (see :meth:`MultiscaleLinearAttention.forward_chunked`)."""
+        if x.shape[-1] <= chunk or x.shape[2] * x.shape[3] <= self.attn.attention_head_dim:
+            return self.forward(x)
+        return _chunked_local(self.conv_out, self.attn.forward_chunked(x, chunk), chunk, halo=1)
 
 
 def _make_block(block_type: str, channels: int, attention_head_dim: int, norm_type: str, act_fn: str,
@@ -434,7 +532,7 @@ class DCDownBlock2d(nn.Module):
         if self.shortcut:
             s = F.pixel_unshuffle(x, 2)  # (B, 4 C_in, H/2, W/2)
             s = s.unflatten(1, (-1, self.group_size)).mean(dim=2)  # (B, C_out, H/2, W/2)
-            h = h + s
+            h = _add_(h, s)
         return h
 
 
@@ -455,16 +553,71 @@ class DCUpBlock2d(nn.Module):
         self.repeats = out_channels * 4 // in_channels
         conv_out = out_channels if interpolate else out_channels * 4
         self.conv = nn.Conv2d(in_channels, conv_out, 3, 1, 1, dtype=dtype, device=device)
+        self._phase_cache = None  # (key, phase weight) of _nearest_up_conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.interpolate and self.interpolation_mode == "nearest" and not torch.is_grad_enabled():
+            return self._nearest_up_conv(x)
         if self.interpolate:
             h = self.conv(F.interpolate(x, scale_factor=2, mode=self.interpolation_mode))  # (B, C_out, 2H, 2W)
         else:
             h = F.pixel_shuffle(self.conv(x), 2)  # (B, 4 C_out, H, W) -> (B, C_out, 2H, 2W)
         if self.shortcut:
             s = x.repeat_interleave(self.repeats, dim=1)  # (B, 4 C_out, H, W)
-            h = h + F.pixel_shuffle(s, 2)  # (B, C_out, 2H, 2W)
+            h = _add_(h, F.pixel_shuffle(s, 2))  # (B, C_out, 2H, 2W)
         return h
+
+    def _phase_weight(self) -> torch.Tensor:
+        """The conv weight (O, I, 3, 3) as four 2x2 phase kernels (4 O, I, 2, 2), out channel ``4o + 2py + px``.
+
+        Cached until the weight changes (version counter; inference tensors, which have none, are
+        handled by clearing the cache on ``load_state_dict`` and ``.to()``).
+        """
+        w = self.conv.weight
+        key = (-1 if w.is_inference() else w._version, w.data_ptr(), w.dtype, w.device)
+        if self._phase_cache is not None and self._phase_cache[0] == key:
+            return self._phase_cache[1]
+        self._phase_cache = None
+        w32 = _at_least_fp32(w)  # half-precision weights are combined in float32
+        # taps[p] maps the 3 kernel rows onto the 2 input rows phase p reads: (i-1, i) or (i, i+1)
+        taps = torch.tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], dtype=w32.dtype, device=w.device)
+        wp = torch.einsum("pak,qbl,oikl->opqiab", taps, taps, w32)  # (O, py, px, I, 2, 2)
+        wp = wp.reshape(4 * w.shape[0], w.shape[1], 2, 2).to(w.dtype)
+        self._phase_cache = (key, wp)
+        return wp
+
+    def _apply(self, fn, recurse=True):
+        self._phase_cache = None
+        return super()._apply(fn, recurse)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._phase_cache = None
+        return super()._load_from_state_dict(*args, **kwargs)
+
+    def _nearest_up_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` for nearest x2 up-sampling, computed at the input resolution.
+
+        A 3x3 conv of a nearest-upsampled map sees, at output pixel ``(2i+py, 2j+px)``, only input
+        rows ``i-1, i`` (py=0) or ``i, i+1`` (py=1), likewise columns, with the taps that fall on
+        the same input pixel summed: four 2x2 convs (one per phase ``(py, px)``), 16 products per
+        input pixel and channel pair instead of 36, and no 4x up-sampled copy of the input. The
+        shortcut is added while the phases are interleaved. Equal up to float rounding.
+        """
+        B, _, H, W = x.shape
+        O = self.conv.weight.shape[0]
+        wp = self._phase_weight()  # (4 O, I, 2, 2)
+        bias = None if self.conv.bias is None else self.conv.bias.repeat_interleave(4)
+        y = F.conv2d(F.pad(x, (1, 1, 1, 1)), wp, bias).view(B, O, 2, 2, H + 1, W + 1)  # phase (py, px) at [py:, px:]
+        out = x.new_empty(B, O, H, 2, W, 2)
+        channel = torch.arange(O, device=x.device) * 4
+        for py in range(2):
+            for px in range(2):
+                phase = y[:, :, py, px, py : py + H, px : px + W]  # (B, O, H, W)
+                if self.shortcut:  # pixel_shuffle(repeat_interleave(x)) at this phase: input channel (4o + 2py + px) // r
+                    torch.add(phase, x.index_select(1, (channel + 2 * py + px) // self.repeats), out=out[:, :, :, py, :, px])
+                else:
+                    out[:, :, :, py, :, px] = phase
+        return out.view(B, O, 2 * H, 2 * W)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -527,7 +680,7 @@ class DCAEEncoder(nn.Module):
             h = stage(h)  # (B, C_i+1, H_i/2, W_i/2) after each down-sampling stage
         if self.out_shortcut:
             s = h.unflatten(1, (-1, self.out_shortcut_group_size)).mean(dim=2)  # (B, latent, H/f, W/f)
-            return self.conv_out(h) + s
+            return _add_(self.conv_out(h), s)
         return self.conv_out(h)
 
 
@@ -575,16 +728,69 @@ class DCAEDecoder(nn.Module):
             self.conv_out = DCUpBlock2d(head, config.in_channels, interpolate=interpolate, shortcut=False, **kw)
         self.latent_channels = config.latent_channels
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, latent_channels, h, w) -> (B, in_channels, h*f, w*f)."""
+    # The decoder in two parts, for long inputs: the stages up to the last one holding attention
+    # (global) run on the whole input, the rest (local convs) in windows. For the ACE config the
+    # global part is conv_in + the attention stage at latent resolution, the local part the three
+    # up-sampling stages and the head.
+    def _stages_in_run_order(self) -> tuple[list, list]:
+        """(global stages, local stages), each in run order (``up_blocks`` from the last index down)."""
+        run = list(reversed(self.up_blocks))
+        last_global = max((i for i, st in enumerate(run) if any(isinstance(m, EfficientViTBlock) for m in st)),
+                          default=-1)
+        return run[: last_global + 1], run[last_global + 1 :]
+
+    def forward_global(self, z: torch.Tensor, chunk: Optional[int] = None) -> torch.Tensor:
+        """z (B, latent, h, w) -> the input of :meth:`forward_local`. With ``chunk``, attention blocks run
+        ``chunk`` columns at a time (equal up to float rounding, memory bounded by the chunk)."""
         if z.ndim != 4 or z.shape[1] != self.latent_channels:
             raise InputError(f"DCAE decoder input: expected (B, {self.latent_channels}, H, W), got {tuple(z.shape)}")
         h = self.conv_in(z)  # (B, C_last, h, w)
         if self.in_shortcut:
-            h = h + z.repeat_interleave(self.in_shortcut_repeats, dim=1)  # (B, C_last, h, w)
-        for stage in reversed(self.up_blocks):
-            h = stage(h)
-        return self.conv_out(self.conv_act(self.norm_out(h)))
+            h = _add_(h, z.repeat_interleave(self.in_shortcut_repeats, dim=1))  # (B, C_last, h, w)
+        for stage in self._stages_in_run_order()[0]:
+            for block in stage:
+                h = block.forward_chunked(h, chunk) if chunk and isinstance(block, EfficientViTBlock) else block(h)
+        return h
+
+    def forward_local(self, h: torch.Tensor) -> torch.Tensor:
+        """The rest of the decoder: local convolutions only (see :meth:`local_reach`)."""
+        fresh = False  # h is the caller's until a stage has run
+        for stage in self._stages_in_run_order()[1]:
+            h, fresh = stage(h), True
+        return self.conv_out(_act_(self.conv_act, self.norm_out(h, inplace=fresh)))
+
+    def local_reach(self) -> tuple[int, int]:
+        """(output columns per input column, input columns of context) of :meth:`forward_local`.
+
+        With that much context on both sides a window of its input gives the same output columns as
+        the whole input, up to float rounding (3x3 convs: one pixel each at their resolution).
+        """
+        scale, reach = 1, 0.0
+
+        def up(block: "DCUpBlock2d"):
+            nonlocal scale, reach
+            if block.interpolate:
+                scale *= 2
+                reach += 1 / scale  # the 3x3 conv after the up-sampling
+            else:
+                reach += 1 / scale  # the 3x3 conv before the pixel shuffle
+                scale *= 2
+
+        for stage in self._stages_in_run_order()[1]:
+            for block in stage:
+                if isinstance(block, DCUpBlock2d):
+                    up(block)
+                else:  # ResBlock: two 3x3 convs
+                    reach += 2 / scale
+        if isinstance(self.conv_out, DCUpBlock2d):
+            up(self.conv_out)
+        else:
+            reach += 1 / scale
+        return scale, int(reach) + 2
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, latent_channels, h, w) -> (B, in_channels, h*f, w*f)."""
+        return self.forward_local(self.forward_global(z))
 
 
 class MusicDCAEAutoencoder(nn.Module):

@@ -10,16 +10,16 @@ encode: wave (B, C, L) at any rate ->
 
 decode: latent (B, 8, 16, T) ->
     per item ``z = latent / 0.1786 + (-1.9091)`` -> ``dcae.decoder`` -> ``(x * 0.5 + 0.5) * 14 - 11``
-    -> the vocoder on each stereo channel separately (two mono calls) -> (B, 2, T * 4096) at
+    -> the (mono) vocoder on both stereo channels as one batch of 2 -> (B, 2, T * 4096) at
     44.1 kHz -> optionally resampled.
 
-Long latents are decoded in overlapping windows (:class:`DecodeWindows`) so that memory stays
-bounded by the window, not the song: the DCAE decoder runs on windows of latent frames with
-context on both sides whose mel outputs are cross-faded, and the vocoder runs on windows of mel
-frames with at least its receptive field of context (so that its part is exact up to float
-rounding) joined with a short cross-fade. The official code has the same idea
-(``MusicDCAE.decode_overlap``); the DCAE's attention is global, so its windows are an
-approximation there as here.
+Long latents are decoded in windows (:class:`DecodeWindows`) so that memory stays bounded by the
+window, not the song, and the result equals one-shot decoding up to float rounding (no seams):
+the DCAE decoder's global part (its attention stage, at latent resolution) runs on the whole
+latent, its linear attention accumulated chunk by chunk; its local part (up-sampling convs) and
+the vocoder run on windows with their receptive field as context, so a window recomputes only a
+few frames. (The official ``MusicDCAE.decode_overlap`` cuts the whole DCAE into windows with wide
+overlaps, which approximates its global attention.)
 
 State-dict keys: ``dcae.*`` (diffusers ``AutoencoderDC``) and ``vocoder.*`` (``ADaMoSHiFiGANV1``),
 the ComfyUI all-in-one ``vae.`` layout minus its prefix.
@@ -48,12 +48,15 @@ __all__ = ["MusicVAE", "DecodeWindows"]
 # --------------------------------------------------------------------------------------------
 @dataclass
 class DecodeWindows:
-    """Window sizes for long-latent decoding.
+    """Window sizes for long-latent decoding; both parts are exact (equal to one-shot decoding up
+    to float rounding), so windows leave no seams.
 
-    DCAE decoder: windows of ``dcae_core`` latent frames plus ``dcae_context`` latent frames of
-    context on each side; neighbouring mel outputs are joined with a linear cross-fade of
-    ``dcae_fade`` mel frames. Used when the latent is longer than ``dcae_core + 2 * dcae_context``
-    (the official ``decode_overlap`` uses windows of 512 = 256 + 2 * 128).
+    DCAE decoder: its global part (conv_in and the attention stage, at latent resolution) runs on
+    the whole latent, its attention ``dcae_core`` latent frames at a time (two passes: the linear
+    attention's sums over all frames, then the output); its local part (the up-sampling stages)
+    runs on windows of ``dcae_core`` latent frames plus ``dcae_context`` (``None``: the local
+    part's reach, a few frames) on each side, concatenated. Used when the latent is longer than
+    ``dcae_core + 2 * context``.
 
     Vocoder: windows of ``vocoder_core`` mel frames plus ``vocoder_context`` (``None``: the
     vocoder's receptive field, which makes this part exact) on each side; cross-fade of
@@ -61,8 +64,7 @@ class DecodeWindows:
     """
 
     dcae_core: int = 256
-    dcae_context: int = 128
-    dcae_fade: int = 32
+    dcae_context: Optional[int] = None
     vocoder_core: int = 4096
     vocoder_context: Optional[int] = None
     vocoder_fade: int = 512
@@ -71,11 +73,11 @@ class DecodeWindows:
         for name in ("dcae_core", "vocoder_core"):
             if getattr(self, name) < 1:
                 raise InputError(f"DecodeWindows.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("dcae_context", "dcae_fade", "vocoder_fade"):
-            if getattr(self, name) < 0:
+        if self.vocoder_fade < 0:
+            raise InputError(f"DecodeWindows.vocoder_fade must be >= 0, got {self.vocoder_fade}")
+        for name in ("dcae_context", "vocoder_context"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise InputError(f"DecodeWindows.{name} must be >= 0, got {getattr(self, name)}")
-        if self.vocoder_context is not None and self.vocoder_context < 0:
-            raise InputError(f"DecodeWindows.vocoder_context must be >= 0, got {self.vocoder_context}")
 
 
 def _window_plan(n: int, core: int) -> list[tuple[int, int]]:
@@ -282,13 +284,17 @@ class MusicVAE(nn.Module):
         w = self.windows
         vctx = self._vocoder_context()
         if windowed is None:
-            dcae_w = frames > w.dcae_core + 2 * w.dcae_context
+            dcae_w = frames > w.dcae_core + 2 * self._dcae_context()
             voc_w = frames * self.time_compression > w.vocoder_core + 2 * vctx
         else:
             dcae_w = voc_w = bool(windowed)
         n_d = len(_window_plan(frames, w.dcae_core)) if dcae_w else 1
         n_v = len(_window_plan(frames * self.time_compression, w.vocoder_core)) if voc_w else 1
         return dcae_w, voc_w, n_d, n_v
+
+    def _dcae_context(self) -> int:
+        c = self.windows.dcae_context
+        return self.dcae.decoder.local_reach()[1] if c is None else int(c)
 
     def _vocoder_context(self) -> int:
         c = self.windows.vocoder_context
@@ -301,37 +307,39 @@ class MusicVAE(nn.Module):
         device = self._param(self.dcae).device
         z = (latent.to(device=device, dtype=torch.float32) / self.LATENT_SCALE + self.LATENT_SHIFT).to(dtype)
 
-        def run(zz):  # (1, 8, 16, t) -> (1, 2, n_mels, 8t) float32 log-mel
-            return denormalize_mel(self.dcae.decoder(zz).float(), MIN_MEL_VALUE, MAX_MEL_VALUE)
-
+        decoder = self.dcae.decoder
         if not windowed:
-            mel = run(z)
+            mel = denormalize_mel(decoder(z).float(), MIN_MEL_VALUE, MAX_MEL_VALUE)
             tick()
             return mel
         w = self.windows
-        return _overlap_run(run, z, self.time_compression, w.dcae_core, w.dcae_context, w.dcae_fade, device, tick)
+        h = decoder.forward_global(z, chunk=w.dcae_core)  # (1, C, 16, T): the attention stage, whole
+
+        def run(hh):  # (1, C, 16, t) -> (1, 2, n_mels, 8t) float32 log-mel
+            return denormalize_mel(decoder.forward_local(hh).float(), MIN_MEL_VALUE, MAX_MEL_VALUE)
+
+        scale = decoder.local_reach()[0]
+        return _overlap_run(run, h, scale, w.dcae_core, self._dcae_context(), 0, device, tick)
 
     @torch.no_grad()
     def vocode(self, mel: torch.Tensor, windowed: bool = False, tick: Callable[[], None] = lambda: None,
                out_device=None) -> torch.Tensor:
-        """Log-mel (1, 2, n_mels, T_mel) -> wave (2, T_mel * hop) float32: one mono vocoder call per channel."""
+        """Log-mel (1, 2, n_mels, T_mel) -> wave (2, T_mel * hop) float32.
+
+        The vocoder is mono: the two channels go through it as one batch of 2 (one pass, one
+        ``tick`` per window).
+        """
         device = self._param(self.vocoder).device
         out_device = device if out_device is None else out_device
-        w = self.windows
-        chans = []
-        for c in range(mel.shape[1]):
-            m = mel[:, c]  # (1, n_mels, T_mel)
-            if windowed:
-                def run(mm):  # (1, n_mels, t) -> (1, 1, t * hop)
-                    return self.vocoder.decode(mm)
-
-                wav = _overlap_run(run, m, self.hop_length, w.vocoder_core, self._vocoder_context(),
-                                   w.vocoder_fade, out_device, tick)
-            else:
-                wav = self.vocoder.decode(m).to(out_device, torch.float32)
-                tick()
-            chans.append(wav[:, 0])  # (1, L)
-        return torch.cat(chans, dim=0)  # (2, L)
+        stereo = mel[0]  # (2, n_mels, T_mel)
+        if windowed:
+            w = self.windows
+            wav = _overlap_run(self.vocoder.decode, stereo, self.hop_length, w.vocoder_core, self._vocoder_context(),
+                               w.vocoder_fade, out_device, tick)  # (2, 1, L)
+        else:
+            wav = self.vocoder.decode(stereo).to(out_device, torch.float32)  # (2, 1, L)
+            tick()
+        return wav[:, 0]  # (2, L)
 
     @torch.no_grad()
     def decode(
@@ -345,15 +353,15 @@ class MusicVAE(nn.Module):
 
         Each item is decoded on its own. ``windowed``: ``None`` picks windowed decoding for long
         latents (see :class:`DecodeWindows`), ``True``/``False`` force it. ``progress(done, total)``
-        is called after every DCAE window and every vocoder window of every channel; a hook that
-        raises stops the decode. The result is on ``latent``'s device.
+        is called after every DCAE window and every vocoder window (both channels in one pass); a
+        hook that raises stops the decode. The result is on ``latent``'s device.
         """
         self._check_latent(latent)
         if sample_rate is not None:
             sample_rate = check_rate("sample_rate", sample_rate)
         b, frames = latent.shape[0], latent.shape[-1]
         dcae_w, voc_w, n_d, n_v = self._plan(frames, windowed)
-        total = b * (n_d + 2 * n_v)
+        total = b * (n_d + n_v)
         done = 0
 
         def tick():

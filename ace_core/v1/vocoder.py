@@ -134,6 +134,23 @@ class VocoderConfig:
         return int(frames) + 2
 
 
+def _use_channels_last(x: torch.Tensor) -> bool:
+    """Whether to run on the channels-last path: on CPUs (oneDNN) in float32/bfloat16, where its
+    kernels beat the plain (B, C, T) ones (1-D convs as (1, k) 2-D convs on (B, C, 1, T) stored as
+    (B, T, C); the backbone's LayerNorms and Linears then need no transposed copies)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16) and torch.backends.mkldnn.is_available()
+
+
+def _as_conv_input(t: torch.Tensor) -> torch.Tensor:
+    """(B, T, C) contiguous -> the same memory as (B, C, 1, T) in channels-last format (a view)."""
+    return t.unsqueeze(1).permute(0, 3, 1, 2)
+
+
+def _from_conv_output(y: torch.Tensor) -> torch.Tensor:
+    """(B, C, 1, T) channels-last -> (B, T, C) contiguous (a view)."""
+    return y.permute(0, 2, 3, 1).squeeze(1)
+
+
 # --- backbone ---------------------------------------------------------------------------------
 class ChannelsFirstLayerNorm(nn.Module):
     """LayerNorm over dim 1 of (B, C, T), eps 1e-6; keys ``weight``, ``bias`` (C,)."""
@@ -147,6 +164,9 @@ class ChannelsFirstLayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T) -> (B, C, T)
         y = F.layer_norm(x.transpose(1, 2), (x.shape[1],), self.weight, self.bias, self.eps)
         return y.transpose(1, 2)
+
+    def forward_btc(self, t: torch.Tensor) -> torch.Tensor:  # (B, T, C) -> (B, T, C)
+        return F.layer_norm(t, (t.shape[-1],), self.weight, self.bias, self.eps)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -170,6 +190,16 @@ class ConvNeXtBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.residual(x)
 
+    def residual_btc(self, t: torch.Tensor) -> torch.Tensor:
+        """:meth:`residual` on the channels-last path: (B, T, C) contiguous -> (B, T, C)."""
+        c = self.dwconv
+        y = F.conv2d(_as_conv_input(t), c.weight.unsqueeze(2), c.bias, 1, (0, c.padding[0]), 1, c.groups)
+        y = self.pwconv2(F.gelu(self.pwconv1(self.norm(_from_conv_output(y)))))
+        return y.mul_(self.gamma)
+
+    def forward_btc(self, t: torch.Tensor) -> torch.Tensor:
+        return self.residual_btc(t).add_(t)
+
 
 class ParallelConvNeXtBlock(nn.Module):
     """Several ConvNeXt branches with different kernel sizes summed with the input (``blocks.*``)."""
@@ -182,6 +212,12 @@ class ParallelConvNeXtBlock(nn.Module):
         out = x
         for block in self.blocks:
             out = out + block.residual(x)
+        return out
+
+    def forward_btc(self, t: torch.Tensor) -> torch.Tensor:
+        out = t
+        for block in self.blocks:
+            out = out + block.residual_btc(t)
         return out
 
 
@@ -212,9 +248,27 @@ class ConvNeXtEncoder(nn.Module):
         self.norm = ChannelsFirstLayerNorm(c.dims[-1], **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, T) -> (B, dims[-1], T); on the channels-last path a transposed view of (B, T, C)."""
+        if _use_channels_last(x):
+            return self._forward_btc(x)
         for channel_layer, stage in zip(self.channel_layers, self.stages):
             x = stage(channel_layer(x))
         return self.norm(x)
+
+    def _forward_btc(self, x: torch.Tensor) -> torch.Tensor:
+        """The same computation in (B, T, C) layout: no transposes around LayerNorms and Linears,
+        channels-last depthwise convs."""
+        stem, stem_norm = self.channel_layers[0]
+        h = F.pad(x.unsqueeze(2), (3, 3, 0, 0), mode="replicate").contiguous(memory_format=torch.channels_last)
+        h = F.conv2d(h, stem.weight.unsqueeze(2), stem.bias)  # (B, dims[0], 1, T) channels-last
+        t = stem_norm.forward_btc(_from_conv_output(h))  # (B, T, dims[0])
+        for i, stage in enumerate(self.stages):
+            if i > 0:
+                norm, conv = self.channel_layers[i]
+                t = F.linear(norm.forward_btc(t), conv.weight[:, :, 0], conv.bias)  # 1x1 conv
+            for block in stage:
+                t = block.forward_btc(t)
+        return self.norm.forward_btc(t).transpose(1, 2)  # (B, dims[-1], T) view
 
 
 # --- head -------------------------------------------------------------------------------------
@@ -225,6 +279,11 @@ class _WeightNorm(nn.Module):
     until ``weight_g``/``weight_v`` change (in-place loads bump their version counters). Inference
     tensors (parameters made under ``torch.inference_mode()``, as inside ComfyUI) have no version
     counter: for them the cache is cleared by ``load_state_dict`` and ``.to()``.
+
+    ``forward`` takes (B, C, T) (plain 1-D conv) or, on the channels-last path of
+    :class:`HiFiGANGenerator`, (B, C, 1, T) in ``torch.channels_last`` memory format (a 2-D conv
+    with a (1, k) kernel: the same sums, a faster oneDNN kernel on CPUs). One cache entry is kept,
+    in the layout last used, so the cache costs one copy of the weights.
     """
 
     def _init_params(self, v_shape, out_channels, dtype, device):
@@ -236,17 +295,24 @@ class _WeightNorm(nn.Module):
         self._cache = None
         self._cache_key = None
 
-    def weight(self) -> torch.Tensor:
+    def _fused(self) -> torch.Tensor:
+        v32 = self.weight_v.float()
+        return (v32 * (self.weight_g.float() / v32.norm(dim=(1, 2), keepdim=True))).to(self.weight_v.dtype)
+
+    def weight(self, channels_last: bool = False) -> torch.Tensor:
+        """The effective weight, (d0, d1, k); with ``channels_last`` as (d0, d1, 1, k) channels-last."""
+        if torch.is_grad_enabled():
+            w = self._fused()
+            return w.unsqueeze(2).contiguous(memory_format=torch.channels_last) if channels_last else w
         g, v = self.weight_g, self.weight_v
         versions = tuple(-1 if p.is_inference() else p._version for p in (g, v))
-        key = (versions, g.data_ptr(), v.data_ptr(), g.dtype, g.device)
-        if self._cache is not None and self._cache_key == key and not torch.is_grad_enabled():
-            return self._cache
-        v32 = v.float()
-        w = (v32 * (g.float() / v32.norm(dim=(1, 2), keepdim=True))).to(v.dtype)
-        if not torch.is_grad_enabled():
-            self._cache, self._cache_key = w, key
-        return w
+        key = (versions, g.data_ptr(), v.data_ptr(), g.dtype, g.device, channels_last)
+        if self._cache is None or self._cache_key != key:
+            self._cache = None  # free the old entry before building the new one
+            w = self._fused()
+            self._cache = w.unsqueeze(2).contiguous(memory_format=torch.channels_last) if channels_last else w
+            self._cache_key = key
+        return self._cache
 
     def _apply(self, fn, recurse=True):
         self._cache = None
@@ -258,7 +324,10 @@ class _WeightNorm(nn.Module):
 
 
 class WNConv1d(_WeightNorm):
-    """Weight-normed Conv1d (B, C_in, T) -> (B, C_out, T'); ``weight_v`` (out, in, k), ``weight_g`` (out, 1, 1)."""
+    """Weight-normed Conv1d (B, C_in, T) -> (B, C_out, T'); ``weight_v`` (out, in, k), ``weight_g`` (out, 1, 1).
+
+    Also takes (B, C_in, 1, T) channels-last -> (B, C_out, 1, T') (see :class:`_WeightNorm`).
+    """
 
     def __init__(self, cin, cout, kernel_size, dilation=1, padding=0, dtype=None, device=None):
         super().__init__()
@@ -266,6 +335,8 @@ class WNConv1d(_WeightNorm):
         self._init_params((cout, cin, kernel_size), cout, dtype, device)
 
     def forward(self, x):
+        if x.dim() == 4:
+            return F.conv2d(x, self.weight(True), self.bias, 1, (0, self.padding), (1, self.dilation))
         return F.conv1d(x, self.weight(), self.bias, 1, self.padding, self.dilation)
 
 
@@ -273,6 +344,7 @@ class WNConvTranspose1d(_WeightNorm):
     """Weight-normed ConvTranspose1d (B, C_in, T) -> (B, C_out, T * stride).
 
     ``weight_v`` (in, out, k); ``weight_g`` (in, 1, 1) (weight norm over dim 0 = input channel).
+    Also takes (B, C_in, 1, T) channels-last (see :class:`_WeightNorm`).
     """
 
     def __init__(self, cin, cout, kernel_size, stride, padding, dtype=None, device=None):
@@ -281,6 +353,8 @@ class WNConvTranspose1d(_WeightNorm):
         self._init_params((cin, cout, kernel_size), cout, dtype, device)
 
     def forward(self, x):
+        if x.dim() == 4:
+            return F.conv_transpose2d(x, self.weight(True), self.bias, (1, self.stride), (0, self.padding))
         return F.conv_transpose1d(x, self.weight(), self.bias, self.stride, self.padding)
 
 
@@ -301,9 +375,10 @@ class ResBlock1(nn.Module):
             WNConv1d(channels, channels, kernel_size, 1, _same_padding(kernel_size, 1), **kw) for _ in dilations
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for c1, c2 in zip(self.convs1, self.convs2):
-            y = c1(F.silu(x))
+    def forward(self, x: torch.Tensor, silu_x: torch.Tensor | None = None) -> torch.Tensor:
+        """``silu_x``: ``F.silu(x)`` when the caller already has it (the blocks of a stage share it)."""
+        for j, (c1, c2) in enumerate(zip(self.convs1, self.convs2)):
+            y = c1(silu_x if j == 0 and silu_x is not None else F.silu(x))
             x = c2(F.silu(y, inplace=True)).add_(x)  # new tensor: the block input stays untouched
         return x
 
@@ -329,16 +404,21 @@ class HiFiGANGenerator(nn.Module):
         self.num_kernels = len(c.resblock_kernel_sizes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels_last = _use_channels_last(x)
+        if channels_last:
+            x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C, 1, T), stored (B, T, C)
         x = self.conv_pre(x)  # (B, C0, T)
         for i, up in enumerate(self.ups):
             x = up(F.silu(x, inplace=True))  # (B, C_i, T * prod(rates[:i+1]))
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
-            acc = blocks[0](x)
+            silu_x = F.silu(x)  # every block of the stage starts with it
+            acc = blocks[0](x, silu_x)
             for block in blocks[1:]:
-                acc += block(x)
+                acc += block(x, silu_x)
+            del silu_x
             x = acc.div_(self.num_kernels)
-        x = self.conv_post(F.silu(x, inplace=True))  # (B, 1, L)
-        return torch.tanh(x)
+        x = torch.tanh(self.conv_post(F.silu(x, inplace=True)))  # (B, 1, L) or (B, 1, 1, L)
+        return x.squeeze(2) if channels_last else x
 
 
 class ADaMoSHiFiGAN(nn.Module):
