@@ -179,7 +179,7 @@ def test_vocoder_optional_mel_buffers_load_or_not_and_weight_norm():
     mel = torch.randn(1, cfg.input_channels, 5)
     out = dst.decode(mel)
     assert out.shape == (1, 1, 5 * cfg.hop_length) and out.abs().max() <= 1
-    # the cached fused weight follows parameter updates
+    # the fused weight follows parameter updates
     with torch.no_grad():
         conv.weight_g.mul_(2)
     assert not torch.allclose(dst.decode(mel), out)
@@ -191,7 +191,8 @@ def test_vocoder_channels_last_path_equals_plain_path(monkeypatch, kernel_sizes)
     backbone in (B, T, C); the plain (B, C, T) path (other devices) computes the same."""
     import ace_core.v1.vocoder as vocoder_module
 
-    cfg = VocoderConfig.from_reference({**TINY_VOCODER, "kernel_sizes": kernel_sizes})
+    # 128 head channels: stage 0 (64) on the channels-last kernels, the later stages on the plain ones
+    cfg = VocoderConfig.from_reference({**TINY_VOCODER, "kernel_sizes": kernel_sizes, "upsample_initial_channel": 128})
     model = ADaMoSHiFiGAN(cfg)
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
@@ -199,7 +200,13 @@ def test_vocoder_channels_last_path_equals_plain_path(monkeypatch, kernel_sizes)
             p.add_(torch.randn(p.shape, generator=g) * 0.1)
     mel = torch.randn(2, cfg.input_channels, 9, generator=g)
     assert vocoder_module._use_channels_last(mel)
+    ranks = []  # input rank of the first conv of stage 0 (64 channels) and of the last stage (16)
+    hooks = [model.head.resblocks[i].convs1[0].register_forward_hook(lambda m, a, o: ranks.append(a[0].dim()))
+             for i in (0, len(model.head.resblocks) - 1)]
     fast, fast_features = model.decode(mel), model.backbone(mel)
+    for hook in hooks:
+        hook.remove()
+    assert ranks == [4, 3]  # (B, C, 1, T) channels-last, then (B, C, T)
     monkeypatch.setattr(vocoder_module, "_use_channels_last", lambda x: False)
     plain, plain_features = model.decode(mel), model.backbone(mel)
     assert fast.shape == plain.shape == (2, 1, 9 * cfg.hop_length)

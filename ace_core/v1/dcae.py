@@ -414,26 +414,25 @@ class MultiscaleLinearAttention(nn.Module):
         """The linear form of :meth:`forward` over ``chunk`` columns (W) at a time, (B, C, H, W) -> (B, C, H, W).
 
         The attention is global, but in the linear form it only needs the sums ``V_pad K^T`` over
-        all positions: a first pass accumulates them chunk by chunk, a second applies them to each
-        chunk's queries (q, k, v are recomputed, each chunk with ``halo`` columns of context for the
-        multiscale convs). Equal to :meth:`forward` up to float rounding, in memory bounded by the
-        chunk instead of the length.
+        all positions: a first pass computes q, k, v chunk by chunk (each chunk with ``halo``
+        columns of context for the multiscale convs), accumulates those sums and keeps the
+        queries; a second applies the sums to each chunk's queries. Equal to :meth:`forward` up to
+        float rounding; the large temporaries (the q/k/v stack, the output projection) are
+        bounded by the chunk, the kept queries are I(1+S)/C times the size of x.
         """
         W = x.shape[-1]
         bounds = [(s, min(W, s + chunk)) for s in range(0, W, chunk)]
-
-        def heads(s, e):  # q, k, v (B, G, d, H*(e-s)) float32 of columns [s, e)
-            a, b = max(0, s - self.halo), min(W, e + self.halo)
-            return self._split_heads(_at_least_fp32(self._qkv(x[..., a:b])[..., s - a : e - a]))
-
-        vk = None  # (B, G, d+1, d) float32
+        vk, queries = None, []  # vk: (B, G, d+1, d) float32
         for s, e in bounds:
-            _, k, v = heads(s, e)
+            a, b = max(0, s - self.halo), min(W, e + self.halo)
+            q, k, v = self._split_heads(_at_least_fp32(self._qkv(x[..., a:b])[..., s - a : e - a]))
             part = torch.matmul(F.pad(v, (0, 0, 0, 1), value=1.0), k.transpose(-1, -2))
             vk = part if vk is None else vk.add_(part)
+            queries.append(q)  # (B, G, d, H*(e-s)) float32
+            del k, v, part
         out = torch.empty_like(x)
-        for s, e in bounds:
-            q, _, _ = heads(s, e)
+        for i, (s, e) in enumerate(bounds):
+            q, queries[i] = queries[i], None
             o = torch.matmul(vk, q)  # (B, G, d+1, n)
             o = (o[:, :, :-1] / (o[:, :, -1:] + self.eps)).to(x.dtype)
             out[..., s:e] = self._output(o, x[..., s:e])
@@ -553,7 +552,6 @@ class DCUpBlock2d(nn.Module):
         self.repeats = out_channels * 4 // in_channels
         conv_out = out_channels if interpolate else out_channels * 4
         self.conv = nn.Conv2d(in_channels, conv_out, 3, 1, 1, dtype=dtype, device=device)
-        self._phase_cache = None  # (key, phase weight) of _nearest_up_conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.interpolate and self.interpolation_mode == "nearest" and not torch.is_grad_enabled():
@@ -570,29 +568,17 @@ class DCUpBlock2d(nn.Module):
     def _phase_weight(self) -> torch.Tensor:
         """The conv weight (O, I, 3, 3) as four 2x2 phase kernels (4 O, I, 2, 2), out channel ``4o + 2py + px``.
 
-        Cached until the weight changes (version counter; inference tensors, which have none, are
-        handled by clearing the cache on ``load_state_dict`` and ``.to()``).
+        Phase 0 reads input rows (i-1, i) with kernel rows (0, 1+2), phase 1 rows (i, i+1) with
+        (0+1, 2); columns likewise. Built at every call (a few ms; no second copy kept).
         """
-        w = self.conv.weight
-        key = (-1 if w.is_inference() else w._version, w.data_ptr(), w.dtype, w.device)
-        if self._phase_cache is not None and self._phase_cache[0] == key:
-            return self._phase_cache[1]
-        self._phase_cache = None
-        w32 = _at_least_fp32(w)  # half-precision weights are combined in float32
-        # taps[p] maps the 3 kernel rows onto the 2 input rows phase p reads: (i-1, i) or (i, i+1)
-        taps = torch.tensor([[[1, 0, 0], [0, 1, 1]], [[1, 1, 0], [0, 0, 1]]], dtype=w32.dtype, device=w.device)
-        wp = torch.einsum("pak,qbl,oikl->opqiab", taps, taps, w32)  # (O, py, px, I, 2, 2)
-        wp = wp.reshape(4 * w.shape[0], w.shape[1], 2, 2).to(w.dtype)
-        self._phase_cache = (key, wp)
-        return wp
+        w = _at_least_fp32(self.conv.weight)  # half-precision weights are combined in float32
 
-    def _apply(self, fn, recurse=True):
-        self._phase_cache = None
-        return super()._apply(fn, recurse)
+        def phases(t: torch.Tensor, dim: int) -> list:  # the two 2-tap kernels along dim (of 3 taps)
+            a, b, c = t.unbind(dim)
+            return [torch.stack([a, b + c], dim), torch.stack([a + b, c], dim)]
 
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._phase_cache = None
-        return super()._load_from_state_dict(*args, **kwargs)
+        wp = torch.stack([torch.stack(phases(r, 3), 1) for r in phases(w, 2)], 1)  # (O, py, px, I, 2, 2)
+        return wp.reshape(4 * w.shape[0], w.shape[1], 2, 2).to(self.conv.weight.dtype)
 
     def _nearest_up_conv(self, x: torch.Tensor) -> torch.Tensor:
         """``forward`` for nearest x2 up-sampling, computed at the input resolution.

@@ -16,7 +16,7 @@ Every head conv carries the old ``torch.nn.utils.weight_norm`` parametrisation, 
 ``weight_g`` / ``weight_v``: ``weight = weight_g * weight_v / ||weight_v||`` with the norm over all
 dims but 0 (for ``ConvTranspose1d`` dim 0 is the *input* channel, so ``weight_g`` is (in, 1, 1)).
 We keep ``weight_g`` / ``weight_v`` as the parameters (checkpoint keys load as they are) and build
-the effective weight at use, cached until either parameter changes.
+the effective weight at every use (no second copy of the weights is kept).
 
 The published module also has two persistent, deterministic buffers
 ``mel_transform.spectrogram.window`` and ``mel_transform.mel_scale.fb``. Here the mel transform
@@ -275,15 +275,13 @@ class ConvNeXtEncoder(nn.Module):
 class _WeightNorm(nn.Module):
     """Shared weight-norm logic: parameters ``weight_g``, ``weight_v``, ``bias``.
 
-    The effective weight ``g * v / ||v||`` (norm over dims 1..) is computed in float32 and cached
-    until ``weight_g``/``weight_v`` change (in-place loads bump their version counters). Inference
-    tensors (parameters made under ``torch.inference_mode()``, as inside ComfyUI) have no version
-    counter: for them the cache is cleared by ``load_state_dict`` and ``.to()``.
+    The effective weight ``g * v / ||v||`` (norm over dims 1..) is computed in float32 at every
+    use, as torch's weight-norm parametrisation does: about 0.1 s per full-size vocoder pass,
+    against a third of a GB for a second copy of the head's weights if it were kept.
 
     ``forward`` takes (B, C, T) (plain 1-D conv) or, on the channels-last path of
     :class:`HiFiGANGenerator`, (B, C, 1, T) in ``torch.channels_last`` memory format (a 2-D conv
-    with a (1, k) kernel: the same sums, a faster oneDNN kernel on CPUs). One cache entry is kept,
-    in the layout last used, so the cache costs one copy of the weights.
+    with a (1, k) kernel: the same sums, a faster oneDNN kernel on CPUs).
     """
 
     def _init_params(self, v_shape, out_channels, dtype, device):
@@ -292,35 +290,11 @@ class _WeightNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels, dtype=dtype, device=device))
         if self.weight_v.device.type != "meta":
             nn.init.normal_(self.weight_v, 0.0, 0.01)
-        self._cache = None
-        self._cache_key = None
 
-    def _fused(self) -> torch.Tensor:
+    def weight(self) -> torch.Tensor:
+        """The effective weight (d0, d1, k) in the parameters' dtype."""
         v32 = self.weight_v.float()
         return (v32 * (self.weight_g.float() / v32.norm(dim=(1, 2), keepdim=True))).to(self.weight_v.dtype)
-
-    def weight(self, channels_last: bool = False) -> torch.Tensor:
-        """The effective weight, (d0, d1, k); with ``channels_last`` as (d0, d1, 1, k) channels-last."""
-        if torch.is_grad_enabled():
-            w = self._fused()
-            return w.unsqueeze(2).contiguous(memory_format=torch.channels_last) if channels_last else w
-        g, v = self.weight_g, self.weight_v
-        versions = tuple(-1 if p.is_inference() else p._version for p in (g, v))
-        key = (versions, g.data_ptr(), v.data_ptr(), g.dtype, g.device, channels_last)
-        if self._cache is None or self._cache_key != key:
-            self._cache = None  # free the old entry before building the new one
-            w = self._fused()
-            self._cache = w.unsqueeze(2).contiguous(memory_format=torch.channels_last) if channels_last else w
-            self._cache_key = key
-        return self._cache
-
-    def _apply(self, fn, recurse=True):
-        self._cache = None
-        return super()._apply(fn, recurse)
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._cache = None
-        return super()._load_from_state_dict(*args, **kwargs)
 
 
 class WNConv1d(_WeightNorm):
@@ -336,7 +310,7 @@ class WNConv1d(_WeightNorm):
 
     def forward(self, x):
         if x.dim() == 4:
-            return F.conv2d(x, self.weight(True), self.bias, 1, (0, self.padding), (1, self.dilation))
+            return F.conv2d(x, self.weight().unsqueeze(2), self.bias, 1, (0, self.padding), (1, self.dilation))
         return F.conv1d(x, self.weight(), self.bias, 1, self.padding, self.dilation)
 
 
@@ -354,7 +328,7 @@ class WNConvTranspose1d(_WeightNorm):
 
     def forward(self, x):
         if x.dim() == 4:
-            return F.conv_transpose2d(x, self.weight(True), self.bias, (1, self.stride), (0, self.padding))
+            return F.conv_transpose2d(x, self.weight().unsqueeze(2), self.bias, (1, self.stride), (0, self.padding))
         return F.conv_transpose1d(x, self.weight(), self.bias, self.stride, self.padding)
 
 
@@ -403,12 +377,19 @@ class HiFiGANGenerator(nn.Module):
         self.conv_post = WNConv1d(cout, 1, c.post_conv_kernel_size, 1, _same_padding(c.post_conv_kernel_size), **kw)
         self.num_kernels = len(c.resblock_kernel_sizes)
 
+    #: Stages with fewer channels run on the plain path even on CPUs: there oneDNN's channels-last
+    #: kernels keep per-shape buffers in its primitive cache that grow with the length (tens of MB
+    #: per conv shape for 8-32 channels at window length), which would stay allocated after a decode.
+    CHANNELS_LAST_MIN = 64
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels_last = _use_channels_last(x)
         if channels_last:
             x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C, 1, T), stored (B, T, C)
         x = self.conv_pre(x)  # (B, C0, T)
         for i, up in enumerate(self.ups):
+            if x.dim() == 4 and up.bias.shape[0] < self.CHANNELS_LAST_MIN:
+                x = x.squeeze(2).contiguous()  # (B, C, T) from here on
             x = up(F.silu(x, inplace=True))  # (B, C_i, T * prod(rates[:i+1]))
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             silu_x = F.silu(x)  # every block of the stage starts with it
@@ -418,7 +399,7 @@ class HiFiGANGenerator(nn.Module):
             del silu_x
             x = acc.div_(self.num_kernels)
         x = torch.tanh(self.conv_post(F.silu(x, inplace=True)))  # (B, 1, L) or (B, 1, 1, L)
-        return x.squeeze(2) if channels_last else x
+        return x.squeeze(2) if x.dim() == 4 else x
 
 
 class ADaMoSHiFiGAN(nn.Module):
