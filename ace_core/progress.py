@@ -63,6 +63,22 @@ def interrupt_points(modules: Iterable, progress: Optional[ProgressHook]) -> Ite
             handle.remove()
 
 
+@contextmanager
+def block_interrupts(blocks: Iterable, progress: Optional[ProgressHook]) -> Iterator[None]:
+    """Within the block, ``progress.check_interrupt()`` (when the hook has one) runs after each of
+    ``blocks`` (a DiT's transformer blocks), so one long sampler step can be cancelled between two
+    blocks; nothing is registered otherwise."""
+    check = getattr(progress, "check_interrupt", None)
+    handles = []
+    try:
+        if check is not None:
+            handles = [b.register_forward_hook(lambda module, args, output: check()) for b in blocks]
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 class ConsoleProgress:
     """A plain one-line progress display for the CLI and scripts (stderr)."""
 

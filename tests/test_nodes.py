@@ -414,6 +414,18 @@ def test_erg_tag_states_use_umt5_blocks_8_and_9():
     cond = pipeline.encode_conditioning(bundle, "pop rock, energetic", "")
     assert cond.text_states.shape == cond.erg_text_states.shape
     assert not torch.allclose(cond.text_states, cond.erg_text_states)
+    # the one forked pass equals a plain pass and a separate pass with blocks 8-9 softened
+    from ace_core.v1.erg import erg_text
+
+    ids, mask = bundle.text_tokenizer(["pop rock, energetic"], max_length=256)
+    with torch.no_grad():
+        plain = bundle.text_encoder(ids, mask)
+        with erg_text(bundle.text_encoder):
+            softened = bundle.text_encoder(ids, mask)
+    assert torch.allclose(cond.text_states, plain, atol=1e-6, rtol=1e-5)
+    assert torch.allclose(cond.erg_text_states, softened, atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="fork_at"):
+        bundle.text_encoder(ids, mask, fork_at=11)
     bundle.text_encoder.encoder.block = bundle.text_encoder.encoder.block[:8]  # no block 8/9: no hooks
     cond = pipeline.encode_conditioning(bundle, "pop rock, energetic", "")
     assert torch.equal(cond.text_states, cond.erg_text_states)

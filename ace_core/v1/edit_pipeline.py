@@ -75,7 +75,7 @@ from ..editing.long_source import (
 )
 from ..editing.seams import CROSSFADE_CURVES
 from ..errors import InputError
-from ..progress import ProgressHook
+from ..progress import ProgressHook, block_interrupts
 from .latent import LATENT, LATENT_FAMILY, SAMPLE_RATE, SAMPLES_PER_FRAME, check_v1_latent, latent_dict
 from .pipeline import SamplerSettings, _param
 
@@ -416,48 +416,49 @@ def run_edit(bundle, latent: dict, cond, negative=None, *, seed: int = 0,
     gen = gens if batch > 1 else gens[0]
     guidance = GuidanceSettings(**settings.guidance_kwargs()).validate()
 
-    if task in ("repaint", "extend"):
-        src = edit.get("source")
-        if edit.get("encoded", True):
-            x0 = samples.float()
-        else:
-            if not src:
-                raise InputError("latent: the edit's source audio is missing; encode it with AceForge VAE Encode")
-            _prepare(prepare, "vae")
-            vae = bundle.vae
-            device = _param(vae).device
+    with block_interrupts(bundle.dit.transformer_blocks, progress):  # Cancel inside a long step too
+        if task in ("repaint", "extend"):
+            src = edit.get("source")
+            if edit.get("encoded", True):
+                x0 = samples.float()
+            else:
+                if not src:
+                    raise InputError("latent: the edit's source audio is missing; encode it with AceForge VAE Encode")
+                _prepare(prepare, "vae")
+                vae = bundle.vae
+                device = _param(vae).device
 
-            def encode(wave, sr):
-                return vae.encode(wave.to(device, torch.float32), sr, progress=progress).float().cpu()
+                def encode(wave, sr):
+                    return vae.encode(wave.to(device, torch.float32), sr, progress=progress).float().cpu()
 
-            x0 = encode_window(LATENT, plan, encode, waveform=src["waveform"], sample_rate=src["sample_rate"], batch=batch)
-        _prepare(prepare, "dit")
-        common = dict(null_cond=null, steps=settings.steps, scheduler=settings.sampler, shift=settings.shift,
-                      generator=gen, guidance=guidance, progress=progress, noise=noise, retake_noise=retake_noise)
-        left, right = plan.pads_in_window()
-        if task == "extend" and plan.feather_frames == 0:
-            core = x0[..., left:plan.window_frames - right]
-            out = editing.extend(bundle.dit, positive, core, left_frames=left, right_frames=right,
-                                 retake_variance=float(edit["variance"]), **common)
-        else:
-            mask = plan.mask()
-            out = editing.repaint(bundle.dit, positive, x0, mask, retake_variance=float(edit["variance"]), **common)
-    elif task == "retake":
-        _prepare(prepare, "dit")
-        original = seed_generators(edit["original_seed"], batch)
-        out = editing.retake(
-            bundle.dit, positive, null, noise, retake_variance=float(edit["variance"]), retake_noise=retake_noise,
-            generator=original if batch > 1 else original[0], retake_generator=gen,
-            frames=samples.shape[-1], batch_size=batch, steps=settings.steps, scheduler=settings.sampler,
-            shift=settings.shift, omega_scale=settings.omega, progress=progress, **settings.guidance_kwargs())
-    else:  # flowedit
-        fe = edit["flowedit"]
-        src_cond = _sampling_conditioning(fe["source_conditioning"], "source_conditioning", with_erg=False)
-        _prepare(prepare, "dit")
-        out = editing.flowedit(
-            bundle.dit, src_cond, positive, samples.float(), steps=settings.steps,
-            guidance_scale=settings.guidance_scale, n_min=fe["n_min"], n_max=fe["n_max"], n_avg=fe["n_avg"],
-            scheduler=settings.sampler, shift=settings.shift, generator=gen, noises=noise, progress=progress)
+                x0 = encode_window(LATENT, plan, encode, waveform=src["waveform"], sample_rate=src["sample_rate"], batch=batch)
+            _prepare(prepare, "dit")
+            common = dict(null_cond=null, steps=settings.steps, scheduler=settings.sampler, shift=settings.shift,
+                          generator=gen, guidance=guidance, progress=progress, noise=noise, retake_noise=retake_noise)
+            left, right = plan.pads_in_window()
+            if task == "extend" and plan.feather_frames == 0:
+                core = x0[..., left:plan.window_frames - right]
+                out = editing.extend(bundle.dit, positive, core, left_frames=left, right_frames=right,
+                                     retake_variance=float(edit["variance"]), **common)
+            else:
+                mask = plan.mask()
+                out = editing.repaint(bundle.dit, positive, x0, mask, retake_variance=float(edit["variance"]), **common)
+        elif task == "retake":
+            _prepare(prepare, "dit")
+            original = seed_generators(edit["original_seed"], batch)
+            out = editing.retake(
+                bundle.dit, positive, null, noise, retake_variance=float(edit["variance"]), retake_noise=retake_noise,
+                generator=original if batch > 1 else original[0], retake_generator=gen,
+                frames=samples.shape[-1], batch_size=batch, steps=settings.steps, scheduler=settings.sampler,
+                shift=settings.shift, omega_scale=settings.omega, progress=progress, **settings.guidance_kwargs())
+        else:  # flowedit
+            fe = edit["flowedit"]
+            src_cond = _sampling_conditioning(fe["source_conditioning"], "source_conditioning", with_erg=False)
+            _prepare(prepare, "dit")
+            out = editing.flowedit(
+                bundle.dit, src_cond, positive, samples.float(), steps=settings.steps,
+                guidance_scale=settings.guidance_scale, n_min=fe["n_min"], n_max=fe["n_max"], n_avg=fe["n_avg"],
+                scheduler=settings.sampler, shift=settings.shift, generator=gen, noises=noise, progress=progress)
 
     result = latent_dict(out.float().cpu())
     result[EDIT_KEY] = {**edit, "stage": "sampled", "seed": int(seed), "encoded": True}

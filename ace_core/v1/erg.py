@@ -14,6 +14,8 @@ from typing import Iterable, Iterator, List, Optional, Sequence
 from torch import nn
 
 ERG_TAU = 0.01
+ERG_TEXT_BLOCKS = (8, 10)
+"""UMT5 blocks [first, last) whose queries ERG-tag softens (official ``get_text_embeddings_null``)."""
 
 
 Rows = Optional[Sequence[slice]]
@@ -91,9 +93,10 @@ def erg_lyric(dit: nn.Module, tau: float = ERG_TAU, l_min: int = 4, l_max: int =
 
 
 @contextmanager
-def erg_text(text_encoder: nn.Module, tau: float = ERG_TAU, l_min: int = 8, l_max: int = 10):
-    """Weaken UMT5 self-attention queries of blocks 8–9 (the ERG "tag" null text embedding)."""
-    with temperature_hooks(erg_text_modules(text_encoder, l_min, l_max), tau) as n:
+def erg_text(text_encoder: nn.Module, tau: float = ERG_TAU, l_min: int = 8, l_max: int = 10, rows: Rows = None):
+    """Weaken UMT5 self-attention queries of blocks 8–9 (the ERG "tag" null text embedding);
+    ``rows``: only those batch rows (see ``UMT5Encoder.forward(fork_at=...)``)."""
+    with temperature_hooks(erg_text_modules(text_encoder, l_min, l_max), tau, rows) as n:
         yield n
 
 

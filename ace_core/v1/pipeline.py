@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 
 from ..errors import CheckpointError, InputError
-from ..progress import ProgressHook, layer_progress
+from ..progress import ProgressHook, block_interrupts, layer_progress
 from ..validation import validate_audio, validate_choice, validate_range, validate_text
 from .latent import LATENT, MAX_SECONDS, frames_for_duration, latent_dict, latent_samples, seconds_for_frames
 
@@ -309,12 +309,13 @@ def encode_conditioning(bundle, tags: str, lyrics: str, lyrics_strength: float =
                         language: str = "auto", lyrics_vocab=None, vocab_dirs=(),
                         progress: Optional[ProgressHook] = None) -> TextConditioning:
     """Tags -> UMT5 states (and the ERG-tag null states), lyrics -> v1 lyric ids; batch 1, on the CPU.
-    ``progress(done, total)`` after every UMT5 block of both passes (a hook may raise to interrupt).
+    ``progress(done, total)`` after every UMT5 block (a hook may raise to interrupt).
 
     The ERG null text states are the same UMT5 pass with the attention queries of blocks 8-9 softened
-    (official ``get_text_embeddings_null``); the sampler uses them when ERG on tags is on.
+    (official ``get_text_embeddings_null``); the sampler uses them when ERG on tags is on. Both come
+    from one pass that forks at block 8 (the first 8 blocks are shared).
     """
-    from .erg import erg_text
+    from .erg import ERG_TEXT_BLOCKS, erg_text
 
     tags = tags or ""
     lyrics = lyrics or ""
@@ -333,10 +334,13 @@ def encode_conditioning(bundle, tags: str, lyrics: str, lyrics_strength: float =
     text_ids, text_mask = bundle.text_tokenizer([tags], max_length=256)  # (1, S_txt) each
     device = _param(bundle.text_encoder).device
     text_ids, text_mask = text_ids.to(device), text_mask.to(device)
-    with layer_progress(bundle.text_encoder.encoder.block, progress, passes=2):  # the plain and the ERG pass
-        states = bundle.text_encoder(text_ids, text_mask).float().cpu()  # (1, S_txt, D_txt)
-        with erg_text(bundle.text_encoder):
-            erg_states = bundle.text_encoder(text_ids, text_mask).float().cpu()
+    first, last = ERG_TEXT_BLOCKS
+    fork = min(first, len(bundle.text_encoder.encoder.block))  # a small model without blocks 8-9: ERG = plain
+    # one pass: the blocks before the softened ones run once, then row 0 plain and row 1 ERG
+    with layer_progress(bundle.text_encoder.encoder.block, progress), \
+            erg_text(bundle.text_encoder, l_min=first, l_max=last, rows=[slice(1, 2)]):
+        both = bundle.text_encoder(text_ids, text_mask, fork_at=fork).float().cpu()  # (2, S_txt, D_txt)
+    states, erg_states = both[:1], both[1:]
     return TextConditioning(
         text_states=states,
         text_mask=text_mask.cpu().long(),
@@ -412,15 +416,16 @@ def generate(bundle, cond: TextConditioning, negative: Optional[TextConditioning
     positive = _sampling_conditioning(cond, "positive", with_erg=settings.erg_tag)
     null = _sampling_conditioning(negative, "negative", with_erg=False) if negative is not None else None
     generators = seed_generators(seed, batch)
-    return sample(
-        bundle.dit, positive, null, noise,
-        frames=frames, batch_size=batch, steps=settings.steps, scheduler=settings.sampler,
-        shift=settings.shift, omega_scale=settings.omega, **settings.guidance_kwargs(),
-        ref_latents=samples.float() if denoise < 1.0 else None,
-        ref_audio_strength=strength,
-        generator=generators if batch > 1 else generators[0],
-        progress=progress,
-    )
+    with block_interrupts(bundle.dit.transformer_blocks, progress):  # Cancel inside a long step too
+        return sample(
+            bundle.dit, positive, null, noise,
+            frames=frames, batch_size=batch, steps=settings.steps, scheduler=settings.sampler,
+            shift=settings.shift, omega_scale=settings.omega, **settings.guidance_kwargs(),
+            ref_latents=samples.float() if denoise < 1.0 else None,
+            ref_audio_strength=strength,
+            generator=generators if batch > 1 else generators[0],
+            progress=progress,
+        )
 
 
 def decode(bundle, latent: torch.Tensor, progress: Optional[ProgressHook] = None) -> torch.Tensor:

@@ -282,10 +282,14 @@ class UMT5Encoder(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.shared.weight.dtype
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
+                fork_at: Optional[int] = None) -> torch.Tensor:
         """input_ids (B, S) int; attention_mask (B, S) 1 = token, 0 = padding -> (B, S, d_model).
 
         Padded positions are computed too (they only are masked as keys), as in the reference.
+        ``fork_at`` = k: blocks before k run once, then the batch is doubled -> (2B, S, d_model), so a
+        variant that differs only from block k on (ERG's softened queries on rows B..2B-1) shares
+        the work of the first k blocks.
         """
         if input_ids.dim() != 2:
             raise ValueError(f"UMT5Encoder: input_ids must be (B, S), got shape {tuple(input_ids.shape)}")
@@ -296,6 +300,12 @@ class UMT5Encoder(nn.Module):
         neg = torch.finfo(x.dtype).min
         keep = attention_mask.to(device=x.device)[:, None, None, :].to(x.dtype)  # (B, 1, 1, S)
         mask_bias = (1.0 - keep) * neg
-        for block in self.encoder.block:
+        if fork_at is not None and not 0 <= fork_at <= len(self.encoder.block):
+            raise ValueError(f"UMT5Encoder: fork_at must be in [0, {len(self.encoder.block)}], got {fork_at}")
+        for i, block in enumerate(self.encoder.block):
+            if i == fork_at:
+                x, mask_bias = torch.cat([x, x]), torch.cat([mask_bias, mask_bias])  # (2B, S, d_model)
             x = block(x, mask_bias)
+        if fork_at == len(self.encoder.block):
+            x = torch.cat([x, x])
         return self.encoder.final_layer_norm(x)

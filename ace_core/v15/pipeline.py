@@ -291,7 +291,7 @@ def generate(model, text: TextConditioning15, *, kind: str, seconds: Optional[fl
     noise = initial_noise(generators, batch_size, frames, device=model.device, dtype=torch.float32)
     schedule = make_schedule(kind, s.steps, s.shift, s.timesteps)
     dcw = default_dcw("turbo") if s.dcw else DCW_OFF
-    x0 = sample(DiTVelocity(model.decoder), cond, noise, schedule, method=s.method, generator=generators,
+    x0 = sample(DiTVelocity(model.decoder, progress), cond, noise, schedule, method=s.method, generator=generators,
                 dcw=dcw, guidance=None if kind == "turbo" else _guidance(s),
                 null_condition_emb=model.null_condition_emb, progress=progress,
                 cover_src=None if denoise >= 1.0 else source.to(model.device, torch.float32),

@@ -12,7 +12,8 @@ Per step i (t = sigmas[i], t_next = sigmas[i+1]):
    [cond; uncond], uncond = ``null_condition_emb`` expanded over the whole packed encoder
    sequence (same mask, same context latents); inside ``cfg_interval`` (float32 comparison,
    bounds included) v = APG(cond, uncond) (``dims=[1]``, momentum −0.75 carried over guided
-   steps only, norm clip 2.5) or plain CFG; outside it v = cond.
+   steps only, norm clip 2.5) or plain CFG; outside it v = cond, from a batch-B call on cond alone
+   (upstream runs the CFG batch and drops the uncond half).
 2. Update. ``ode``: ``x ← x − v·(t − t_next)``; turbo's last step is ``x0 = x − v·t`` (the same
    thing with t_next = 0). ``sde``: ``x0 = x − v·t`` then ``x ← t_next·ε + (1 − t_next)·x0`` with
    fresh ε from the caller's generator(s) (the last step returns x0).
@@ -46,7 +47,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import torch
 
 from ..errors import InputError
-from ..progress import ProgressHook, report
+from ..progress import ProgressHook, block_interrupts, report
 from ..sampling.guidance import MomentumBuffer, apg_forward, cfg_forward
 from ..sampling.noise import GeneratorLike, randn
 from .dcw import DCWSettings, default_dcw
@@ -99,11 +100,13 @@ class DiTVelocity:
 
     Calls ``decoder(x, t, t, None, cond.context_latents, cross_kv=...)`` with t = r (inference);
     the cross-attention K/V are built once per condition object and reused across steps.
-    Returns float32.
+    Returns float32. ``progress``: its ``check_interrupt`` (ComfyUI's Cancel) runs after every
+    DiT layer, so a long step can be cancelled mid-way.
     """
 
-    def __init__(self, decoder):
+    def __init__(self, decoder, progress: Optional[ProgressHook] = None):
         self.decoder = decoder
+        self.progress = progress
         self._cond: Optional[DiTCondition] = None
         self._kv = None
 
@@ -113,7 +116,7 @@ class DiTVelocity:
             self._cond = cond
         dec = self.decoder
         tt = torch.full((x.shape[0],), float(t), dtype=torch.float32, device=dec.device).to(dec.dtype)
-        with torch.no_grad():
+        with torch.no_grad(), block_interrupts(getattr(dec, "layers", ()), self.progress):
             v = dec(x.to(dec.device, dec.dtype), tt, tt, None, cond.context_latents, cross_kv=self._kv)
         return v.float()
 
@@ -280,26 +283,25 @@ def sample(velocity: VelocityFn, cond: DiTCondition, noise: torch.Tensor, schedu
                                repaint.injection_ratio, repaint.crossfade_frames)
     momentum = MomentumBuffer(APG_MOMENTUM)
 
-    active = cond.with_null(null_condition_emb) if use_cfg else cond
+    plain = cond
+    guided = cond.with_null(null_condition_emb) if use_cfg else None
     switched = False
     for i in range(n):
         t, t_next = times[i], times[i + 1]
         if i >= cover_steps and not switched:
             switched = True
-            active = non_cover_cond.with_null(null_condition_emb) if use_cfg else non_cover_cond
-        if use_cfg:
-            v2 = velocity(torch.cat([x, x], dim=0), t, active).float()
+            plain = non_cover_cond
+            guided = non_cover_cond.with_null(null_condition_emb) if use_cfg else None
+        if use_cfg and guidance.applies_at(t):
+            v2 = velocity(torch.cat([x, x], dim=0), t, guided).float()
             v_cond, v_uncond = v2.chunk(2)
-            if guidance.applies_at(t):
-                if guidance.kind == "apg":
-                    v = apg_forward(v_cond, v_uncond, guidance.scale, momentum_buffer=momentum,
-                                    norm_threshold=APG_NORM_THRESHOLD, dims=[1])
-                else:
-                    v = cfg_forward(v_cond, v_uncond, guidance.scale)
+            if guidance.kind == "apg":
+                v = apg_forward(v_cond, v_uncond, guidance.scale, momentum_buffer=momentum,
+                                norm_threshold=APG_NORM_THRESHOLD, dims=[1])
             else:
-                v = v_cond
-        else:
-            v = velocity(x, t, active).float()
+                v = cfg_forward(v_cond, v_uncond, guidance.scale)
+        else:  # no guidance, or outside cfg_interval: the uncond half would be thrown away
+            v = velocity(x, t, plain).float()
 
         last = i == n - 1
         denoised = x - v * t

@@ -476,7 +476,7 @@ def run_edit(bundle, latent: dict, text: pipeline.TextConditioning15, *, seed: i
     else:  # retake: text2music with mixed noise
         cond = pipeline.build_condition(model, text, sil, ones, silence, refer=refer)
     schedule = make_schedule(kind, s.steps, s.shift, s.timesteps)
-    out = sample(DiTVelocity(model.decoder), cond, noise, schedule, method=s.method, generator=generators,
+    out = sample(DiTVelocity(model.decoder, progress), cond, noise, schedule, method=s.method, generator=generators,
                  dcw=default_dcw("turbo") if s.dcw else DCW_OFF,
                  guidance=None if kind == "turbo" else pipeline._guidance(s),
                  null_condition_emb=model.null_condition_emb, progress=progress, **kw)
