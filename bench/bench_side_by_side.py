@@ -3,6 +3,7 @@
     python bench/bench_side_by_side.py --quick          # a few minutes on 2 cores (2 of 24 DiT blocks)
     python bench/bench_side_by_side.py                  # full size v1 (needs ~8 GB disk, ~18 GB RAM)
     python bench/bench_side_by_side.py --phases dit_forward generate --rounds 5 --device cuda
+    python bench/bench_side_by_side.py --quick --family v15   # ACE-Step 1.5 turbo (2 of 24 DiT, 2 of 28 LM layers)
 
 1. Writes ONE random ACE-Step v1 all-in-one file in ComfyUI's layout (every key and shape of the
    published ``ace_step_v1_3.5b.safetensors``; ``--quick``: only the first 2 DiT blocks) and one
@@ -24,6 +25,14 @@ Phases: load, text_encode (tags + lyrics), dit_forward (one call, CFG as a batch
 (``--steps`` guided Euler steps of ``--seconds`` of audio, cfg ``--cfg``; also reported per step as
 guided_step), vae_encode and vae_decode (fp32, seconds per audio second).
 Both samplers are made comparable: plain CFG on every step (ours: no APG, no ERG), Euler, shift 3.
+
+``--family v15`` (ACE-Step 1.5 turbo, ComfyUI's ``ace_step_1.5_turbo_aio`` layout with the 1.7B
+5 Hz LM; ``--quick``: 2 of 24 DiT blocks, 2 of 28 LM layers, 10 s of audio, 3 s through the VAE,
+4 steps, fp32 only): text_encode
+(Qwen3-0.6B, core's 1.5 text node with the LM off), lm (``--lm-tokens`` audio codes, greedy, CFG
+``--lm-cfg`` as a batch of 2; reported as s/token), dit_forward (one turbo call, batch 1, no
+CFG), generate (turbo steps, Euler, shift 3, no CFG; ours without DCW, core has none),
+vae_encode / vae_decode (Oobleck, 48 kHz). Groups: text, lm, dit, vae (see side_by_side/families.py).
 """
 
 from __future__ import annotations
@@ -46,7 +55,9 @@ for p in (str(REPO), str(BENCH)):
 
 from side_by_side import report  # noqa: E402
 from side_by_side.channel import Worker, WorkerError  # noqa: E402
-from side_by_side.inputs import LYRICS, TAGS, make_inputs, save_inputs  # noqa: E402
+from side_by_side.families import ALL_PHASES, FAMILIES, Family  # noqa: E402
+from side_by_side.families import make_inputs, phase_options, size_text, write_checkpoint  # noqa: E402
+from side_by_side.inputs import save_inputs  # noqa: E402
 from side_by_side.protocol import mem_available  # noqa: E402
 
 HARNESS = REPO.parent / "shared" / "harness" / "comfyui"
@@ -54,18 +65,7 @@ COMFY_DIR = HARNESS / "ComfyUI"
 CORE_VENV = Path(os.environ.get("ACEFORGE_COMFY_VENV", Path.home() / ".cache" / "aceforge-comfyui-venv"))
 COMFY_VOCAB = COMFY_DIR / "comfy" / "text_encoders" / "ace_lyrics_tokenizer" / "vocab.json"
 
-COMPARED = ("text_encode", "dit_forward", "vae_encode", "vae_decode")
-"""Phases whose outputs are compared (the two samplers differ in their schedules: not compared)."""
-NOTES = {
-    "text_encode": "ours runs UMT5 twice (plain + the ERG-tag states); core once",
-    "dit_forward": "one call on the CFG batch (cond + null rows): encode + decode, core's forward",
-}
-GROUPS = {"text": ["text_encode"], "dit": ["dit_forward", "generate"], "vae": ["vae_encode", "vae_decode"]}
-PHASES = ["load"] + [p for ps in GROUPS.values() for p in ps]
-PREFIXES = {"dit": "model.diffusion_model.", "text": "text_encoders.", "vae": "vae."}
 BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
-# what each side holds by default on a CPU, bytes per parameter (ours: bf16; core: see core_v1)
-DEFAULT_BYTES = {"ours": {"text": 2, "dit": 2, "vae": 4}, "core": {"text": 2, "dit": 4, "vae": 4}}
 RESTART_RSS = 3e9
 """A worker holding more than this after unloading is restarted before the other side loads."""
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "4090": 165.0}
@@ -81,21 +81,31 @@ def loadavg() -> str:
 
 
 # --- set-up --------------------------------------------------------------------------------------
-def dit_block_count(checkpoint: Path) -> int:
-    """DiT transformer blocks in the file (24 in the published model)."""
+def _indices(checkpoint: Path, pattern: str) -> set:
+    import re
+
     from ace_core.loading.safetensors_io import read_header
 
-    prefix = PREFIXES["dit"] + "transformer_blocks."
-    return len({k[len(prefix):].split(".", 1)[0] for k in read_header(checkpoint).tensors if k.startswith(prefix)})
+    return {int(m.group(1)) for k in read_header(checkpoint).tensors if (m := re.match(pattern, k))}
 
 
-def group_parameters(checkpoint: Path) -> dict:
-    """Parameters per group (text / dit / vae) from the file's header."""
+def dit_block_count(checkpoint: Path, family: Family) -> int:
+    """DiT transformer blocks in the file (24 in the published models)."""
+    return len(_indices(checkpoint, family.block_key))
+
+
+def lm_layer_count(checkpoint: Path, family: Family) -> int:
+    """5 Hz LM layers in the file (28 in the published 1.7B; 0 without an LM)."""
+    return len(_indices(checkpoint, family.lm_key)) if family.lm_key else 0
+
+
+def group_parameters(checkpoint: Path, family: Family) -> dict:
+    """Parameters per group (text / lm / dit / vae) from the file's header."""
     from ace_core.loading.safetensors_io import read_header
 
-    counts = dict.fromkeys(PREFIXES, 0)
+    counts = dict.fromkeys(family.prefixes, 0)
     for key, info in read_header(checkpoint).tensors.items():
-        for group, prefix in PREFIXES.items():
+        for group, prefix in family.prefixes.items():
             if key.startswith(prefix) and key != "text_encoders.spiece_model":
                 n = 1
                 for s in info.shape:
@@ -104,9 +114,13 @@ def group_parameters(checkpoint: Path) -> dict:
     return counts
 
 
-def resident_estimate(side: str, group: str, dtype: str, params: dict) -> float:
-    per = DEFAULT_BYTES[side][group] if dtype == "default" else BYTES[dtype]
-    return params[group] * per + 1.5e9  # weights, then activations and the process itself
+def resident_estimate(side: str, group: str, dtype: str, params: dict, family: Family) -> float:
+    """Bytes a side holds with ``group`` loaded (core's 1.5 CLIP holds the text encoder and the LM)."""
+    total = 0.0
+    for held in family.held(side, group):
+        per = family.default_bytes[side][held] if dtype == "default" else BYTES[dtype]
+        total += params[held] * per
+    return total + 1.5e9  # weights, then activations and the process itself
 
 
 def worker_argv(side: str, args, checkpoint: Path, inputs: Path, out: Path) -> list:
@@ -131,7 +145,8 @@ def child_env() -> dict:
 def run_load(args, checkpoint: Path, params: dict, results: dict) -> None:
     """Fresh-process loads, rounds interleaved: ours (default dtype), core default, core bf16."""
     variants = [("ours", "default"), ("core", "default"), ("core", "bf16")]
-    core_fp32_need = (params["dit"] + params["vae"]) * 4 + params["text"] * 2 + 2e9
+    family = FAMILIES[args.family]
+    core_fp32_need = sum(params[g] * family.default_bytes["core"][g] for g in params) + 2e9
     for r in range(args.load_rounds):
         for side, dtype in variants:
             if side == "core" and dtype == "default" and (mem_available() or 0) < core_fp32_need:
@@ -140,7 +155,7 @@ def run_load(args, checkpoint: Path, params: dict, results: dict) -> None:
                 continue
             python = sys.executable if side == "ours" else str(CORE_VENV / "bin" / "python")
             argv = [python, "-m", "side_by_side.load_child", "--side", side, "--checkpoint", str(checkpoint),
-                    "--dtype", dtype, "--comfy", str(args.comfy), "--dit-blocks", str(args.dit_blocks)]
+                    "--family", args.family, "--dtype", dtype, "--comfy", str(args.comfy), "--dit-blocks", str(args.dit_blocks)]
             before = loadavg()
             out = subprocess.run(argv, capture_output=True, text=True, env=child_env(), cwd=str(BENCH))
             lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
@@ -167,27 +182,21 @@ def load_rows(results: dict) -> list:
     return rows
 
 
-def phase_options(phase: str, args) -> dict:
-    if phase == "text_encode":
-        return {"tags": TAGS, "lyrics": LYRICS}
-    if phase == "generate":
-        return {"steps": args.steps, "cfg": args.cfg, "seed": args.seed}
-    return {}
-
-
 def run_group(group: str, dtype: str, phases: list, workers: dict, args, params: dict,
               results: dict, notes: list) -> None:
+    family = FAMILIES[args.family]
     budget = min(args.mem_budget * 1e9, (mem_available() or 0) * 0.9)
-    need = sum(resident_estimate(s, group, dtype, params) for s in workers)
+    need = sum(resident_estimate(s, group, dtype, params, family) for s in workers)
     both = need <= budget or args.device == "cuda"  # on a GPU the weights leave the RAM
     mode = "both resident, rounds alternate" if both else \
         f"one side at a time (needs ~{gb(need)} for both, budget {gb(budget)}): each round loads, runs, unloads"
     print(f"\n[{group} {dtype}] {', '.join(phases)}: {mode}; load avg {loadavg()}")
 
     def run(side, phase, r):
-        save = r == 0 and phase in COMPARED and (dtype == "fp32" or group == "vae")
+        save = r == 0 and phase in family.compared and (dtype == "fp32" or group == "vae")
         try:
-            res = workers[side].call("run", phase=phase, dtype=dtype, save=save, options=phase_options(phase, args))
+            res = workers[side].call("run", phase=phase, dtype=dtype, save=save,
+                                     options=phase_options(family, phase, args))
         except WorkerError as exc:
             print(f"  {side} {phase} failed: {exc}")
             notes.append(f"{side} {phase} {dtype} failed: {str(exc).splitlines()[0]}")
@@ -263,6 +272,9 @@ def compare_outputs(out_dir: Path, phase: str, dtype: str) -> str | None:
             n = min(x.shape[-1], y.shape[-1])  # one side pads the end further: compare the common part
             where = f" over the first {n} of {x.shape[-1]} | {y.shape[-1]}"
             x, y = x[..., :n], y[..., :n]
+        if key == "codes":  # token ids: how many agree
+            parts.append(f"codes: {int((x == y).sum())} of {x.numel()} equal{where}")
+            continue
         diff = (x - y).abs().max().item()
         scale = y.abs().max().item()
         parts.append(f"{key}: max abs diff {diff:.3g} (max |core| {scale:.3g}){where}")
@@ -295,20 +307,26 @@ def print_flops(args, workers: dict, results: dict, dtypes: list) -> None:
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="2 of 24 DiT blocks, 5 s of audio, 2 rounds (1 of the loads), 4 steps")
+                    help="v1: 2 of 24 DiT blocks, 5 s of audio, 4 steps; v15: 2 of 24 DiT blocks, 2 of 28 LM "
+                         "layers, 10 s of audio (3 s through the VAE), 4 steps, 12 LM tokens, fp32; both: 2 "
+                         "rounds (1 of the loads)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--family", default="v1", choices=["v1"],
+    ap.add_argument("--family", default="v1", choices=sorted(FAMILIES),
                     help="model family (a family adds side_by_side/ours_<family>.py and core_<family>.py)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds per phase (default 3; --quick 2)")
     ap.add_argument("--load-rounds", type=int, default=None, help="fresh-process loads per variant (default: rounds)")
-    ap.add_argument("--phases", nargs="+", choices=PHASES, default=PHASES)
-    ap.add_argument("--dtypes", nargs="+", default=["bf16", "fp32"], choices=["default", "bf16", "fp32"],
-                    help="dtypes of the text and DiT phases (the VAE runs in fp32)")
-    ap.add_argument("--seconds", type=float, default=None, help="audio length (default 10; --quick 5)")
-    ap.add_argument("--steps", type=int, default=None, help="sampler steps of the generation (default 8; --quick 4)")
-    ap.add_argument("--cfg", type=float, default=5.0)
+    ap.add_argument("--phases", nargs="+", choices=ALL_PHASES, default=None, help="default: all of the family's")
+    ap.add_argument("--dtypes", nargs="+", default=None, choices=["default", "bf16", "fp32"],
+                    help="dtypes of the text, LM and DiT phases (the VAE runs in fp32); default bf16 fp32 "
+                         "(v15 --quick: fp32)")
+    ap.add_argument("--seconds", type=float, default=None, help="audio length (v1 10, --quick 5; v15 30, --quick 10)")
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default 8; --quick 4)")
+    ap.add_argument("--cfg", type=float, default=None, help="guidance of the generation (v1 5; v15 turbo: 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dit-blocks", type=int, default=None, help="DiT blocks in the file (default 24; --quick 2)")
+    ap.add_argument("--lm-layers", type=int, default=None, help="v15: 5 Hz LM layers in the file (28; --quick 2)")
+    ap.add_argument("--lm-tokens", type=int, default=None, help="v15: audio codes per LM run (150; --quick 12)")
+    ap.add_argument("--lm-cfg", type=float, default=2.0, help="v15: LM guidance (core's text node default 2)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads of both workers (0: torch's default)")
     ap.add_argument("--mem-budget", type=float, default=18.0, help="GB both sides may hold at once")
     ap.add_argument("--dir", default=tempfile.gettempdir(), help="where the temporary files go")
@@ -320,19 +338,29 @@ def parse_args(argv=None):
     ap.add_argument("--flops", action="store_true", help="count DiT FLOPs on a CPU too (always on cuda)")
     ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = ap.parse_args(argv)
+    family = FAMILIES[args.family]
+    if args.phases is None:
+        args.phases = family.phases
+    unknown = [p for p in args.phases if p not in family.phases]
+    if unknown:
+        ap.error(f"--phases: {', '.join(unknown)} not in family {args.family} ({', '.join(family.phases)})")
+    defaults = family.quick if args.quick else family.full
     args.rounds = args.rounds or (2 if args.quick else 3)
     args.load_rounds = args.load_rounds or (1 if args.quick else args.rounds)
-    args.steps = args.steps or (4 if args.quick else 8)
-    args.seconds = args.seconds or (5.0 if args.quick else 10.0)
-    args.dit_blocks = args.dit_blocks or (2 if args.quick else 24)
+    args.dtypes = args.dtypes or defaults.get("dtypes", ["bf16", "fp32"])
+    args.steps = args.steps or defaults["steps"]
+    args.seconds = args.seconds or defaults["seconds"]
+    args.cfg = defaults["cfg"] if args.cfg is None else args.cfg
+    args.dit_blocks = args.dit_blocks or defaults["dit_blocks"]
+    args.lm_layers = args.lm_layers or defaults.get("lm_layers", 0)
+    args.lm_tokens = args.lm_tokens or defaults.get("lm_tokens", 0)
     return args
 
 
 def check_setup(args) -> str | None:
-    from bench_load_memory import MANIFEST
-
-    if not MANIFEST.exists():
-        return f"manifest not found: {MANIFEST}"
+    manifest = FAMILIES[args.family].manifest
+    if args.checkpoint is None and not manifest.exists():
+        return f"manifest not found: {manifest}"
     if not (CORE_VENV / "bin" / "python").exists():
         return f"ComfyUI's environment is missing: run {HARNESS / 'setup'} (or set ACEFORGE_COMFY_VENV)"
     if not (Path(args.comfy) / "comfy" / "sd.py").exists():
@@ -342,33 +370,35 @@ def check_setup(args) -> str | None:
 
 def prepare_checkpoint(args, work: Path):
     """The random all-in-one file (written here, or ``--checkpoint``); None when the disk is too full."""
-    from bench_load_memory import write_full_size
-
+    family = FAMILIES[args.family]
     if args.checkpoint is not None:
-        args.dit_blocks = dit_block_count(args.checkpoint)
+        args.dit_blocks = dit_block_count(args.checkpoint, family)
+        args.lm_layers = lm_layer_count(args.checkpoint, family)
         return args.checkpoint
     free = shutil.disk_usage(work).free
-    need = 8.5e9 if args.dit_blocks >= 24 else 2.5e9
+    full = args.dit_blocks >= family.full_blocks
+    need = {"v1": (8.5e9, 2.5e9), "v15": (10.5e9, 5.5e9)}[family.name][0 if full else 1]
     if free < need:
         print(f"need about {gb(need)} free disk in {work}, {gb(free)} free")
         return None
-    checkpoint = work / "ace_step_v1_random.safetensors"
+    checkpoint = work / f"ace_step_{family.name}_random.safetensors"
     t0 = time.perf_counter()
-    write_full_size(checkpoint, seed=args.seed, dit_blocks=None if args.dit_blocks >= 24 else args.dit_blocks)
+    write_checkpoint(family, checkpoint, args.seed, args.dit_blocks, args.lm_layers or None)
     print(f"wrote {checkpoint} ({gb(checkpoint.stat().st_size)}) in {time.perf_counter() - t0:.0f} s")
     return checkpoint
 
 
 def collect_rows(args, results: dict, out_dir: Path, notes: list) -> list:
     """Table rows in phase order, and a note per phase whose outputs both sides saved."""
+    family = FAMILIES[args.family]
     rows = load_rows(results)
-    for group, phases in GROUPS.items():
+    for group, phases in family.groups.items():
         for phase in [p for p in phases if p in args.phases]:
-            for dtype in (["fp32"] if group == "vae" else args.dtypes):
+            for dtype in family.dtypes_of(group, args.dtypes):
                 ours = results.get((phase, dtype, "ours"), [])
                 core = results.get((phase, dtype, "core"), [])
                 if ours or core:
-                    rows.extend(report.rows_for(phase, dtype, ours, core, NOTES.get(phase, "")))
+                    rows.extend(report.rows_for(phase, dtype, ours, core, family.notes.get(phase, "")))
                 check = compare_outputs(out_dir, phase, dtype)
                 if check:
                     notes.append(f"{phase} {dtype}, ours vs core: {check}")
@@ -376,8 +406,9 @@ def collect_rows(args, results: dict, out_dir: Path, notes: list) -> list:
 
 
 def print_report(args, rows: list, size: str, hello: dict, notes: list) -> None:
+    lm = f", {args.lm_tokens} LM tokens (cfg {args.lm_cfg:g})" if args.family == "v15" else ""
     print(f"\n=== ours / core, {args.device}, {size}, {args.seconds:g} s audio, {args.steps} steps, "
-          f"cfg {args.cfg:g}, {args.rounds} rounds ===")
+          f"cfg {args.cfg:g}{lm}, {args.rounds} rounds ===")
     print(report.format_table(rows))
     print(f"ratio: ours / core (below 1: ours faster); GB: peak {'GPU memory' if args.device == 'cuda' else 'RSS'} "
           f"during the phase (load: of the whole fresh process); cpu/wall: busy cores; "
@@ -407,19 +438,18 @@ def main(argv=None) -> int:
         checkpoint = prepare_checkpoint(args, work)
         if checkpoint is None:
             return 2
-        params = group_parameters(checkpoint)
-        size = (f"{args.dit_blocks} of 24 DiT blocks (--quick: smaller than the real model)"
-                if args.dit_blocks < 24 else "full size (24 DiT blocks)")
-        print(f"model: {size}; parameters: DiT {params['dit'] / 1e9:.2f} B, text {params['text'] / 1e9:.2f} B, "
-              f"VAE {params['vae'] / 1e9:.2f} B; {args.seconds:g} s of audio, {args.rounds} rounds")
-        inputs = save_inputs(make_inputs(args.seed, args.seconds, lyric_tokens=128 if args.quick else 256),
-                             work / "inputs.safetensors")
+        family = FAMILIES[args.family]
+        params = group_parameters(checkpoint, family)
+        size = size_text(family, args)
+        counts = ", ".join(f"{g} {n / 1e9:.2f} B" for g, n in params.items())
+        print(f"model: {size}; parameters: {counts}; {args.seconds:g} s of audio, {args.rounds} rounds")
+        inputs = save_inputs(make_inputs(family, args, checkpoint), work / "inputs.safetensors")
 
         if "load" in args.phases:
             print(f"\n[load] fresh process per load; load avg {loadavg()}")
             run_load(args, checkpoint, params, results)
 
-        wanted = [g for g, ps in GROUPS.items() if any(p in args.phases for p in ps)]
+        wanted = [g for g, ps in family.groups.items() if any(p in args.phases for p in ps)]
         if wanted:
             for side in ("ours", "core"):
                 workers[side] = Worker(side, worker_argv(side, args, checkpoint, inputs, out_dir), child_env(),
@@ -429,8 +459,8 @@ def main(argv=None) -> int:
                 print(f"{s} worker: python {h['python']}, torch {h['torch']}, {h['threads']} threads "
                       f"({h['interop_threads']} inter-op), {h['device_name']}, pid {h['pid']}")
         for group in wanted:
-            phases = [p for p in GROUPS[group] if p in args.phases]
-            for dtype in (["fp32"] if group == "vae" else args.dtypes):
+            phases = [p for p in family.groups[group] if p in args.phases]
+            for dtype in family.dtypes_of(group, args.dtypes):
                 run_group(group, dtype, phases, workers, args, params, results, notes)
 
         rows = collect_rows(args, results, out_dir, notes)

@@ -173,3 +173,118 @@ def test_worker_reports_errors_and_keeps_serving(ours_worker):
     with pytest.raises(driver.WorkerError, match="no phase 'warp'"):
         worker.call("run", phase="warp", dtype="fp32")
     assert worker.call("hello")["side"] == "ours"
+
+
+# --- ACE-Step 1.5 (--family v15) ------------------------------------------------------------------
+def test_v15_driver_options():
+    from side_by_side.families import V15
+
+    quick = driver.parse_args(["--quick", "--family", "v15"])
+    assert quick.phases == V15.phases and "lm" in quick.phases
+    assert (quick.seconds, quick.steps, quick.cfg, quick.dit_blocks, quick.lm_layers, quick.lm_tokens) == \
+        (10.0, 4, 1.0, 2, 2, 12)
+    assert quick.dtypes == ["fp32"]
+    full = driver.parse_args(["--family", "v15", "--phases", "lm", "dit_forward"])
+    assert (full.seconds, full.steps, full.dit_blocks, full.lm_layers, full.lm_tokens) == (30.0, 8, 24, 28, 150)
+    assert full.dtypes == ["bf16", "fp32"]
+    with pytest.raises(SystemExit):  # v1 has no LM phase
+        driver.parse_args(["--phases", "lm"])
+
+
+def test_v15_truncated_manifest_and_memory_estimate():
+    from side_by_side.families import V15, truncated_tensors
+
+    tensors = {f"model.diffusion_model.decoder.layers.{i}.w": 1 for i in range(4)}
+    tensors.update({f"text_encoders.qwen3_2b.transformer.model.layers.{i}.w": 1 for i in range(3)})
+    tensors.update({"model.diffusion_model.encoder.lyric_encoder.layers.7.w": 1, "vae.x": 1})
+    kept = truncated_tensors(V15, tensors, dit_blocks=2, lm_layers=1)
+    assert sorted(kept) == ["model.diffusion_model.decoder.layers.0.w", "model.diffusion_model.decoder.layers.1.w",
+                            "model.diffusion_model.encoder.lyric_encoder.layers.7.w",
+                            "text_encoders.qwen3_2b.transformer.model.layers.0.w", "vae.x"]
+    assert truncated_tensors(V15, tensors, None, None) == tensors
+    params = {"text": 1e9, "lm": 2e9, "dit": 3e9, "vae": 1e8}
+    # core's CLIP holds the text encoder and the LM for either group; ours only the group's model
+    assert driver.resident_estimate("core", "text", "fp32", params, V15) == pytest.approx(12e9 + 1.5e9)
+    assert driver.resident_estimate("ours", "text", "fp32", params, V15) == pytest.approx(4e9 + 1.5e9)
+
+
+def test_v15_inputs_match_our_noise_and_prompts():
+    from ace_core.v15.sampling import initial_noise, seed_generators
+    from side_by_side.inputs_v15 import make_inputs_v15
+
+    a = make_inputs_v15(5, 10.0, 16, caption=TAGS, lyrics=LYRICS, vae_seconds=2.0, text_tokens=7, lyric_tokens=9)
+    assert a["x"].shape == (1, 64, 250) and a["latent"].shape == (1, 64, 50)
+    assert a["waveform"].shape == (1, 2, 96000) and a["waveform"].abs().max() < 0.5
+    assert a["text_hidden"].shape == (1, 7, 16) and a["lyric_hidden"].shape == (1, 9, 16)
+    assert torch.equal(a["noise"], initial_noise(seed_generators(5, 1), 1, 250).transpose(1, 2))
+    assert a["lm_prompt"].dtype == torch.long and a["lm_prompt"].numel() > a["lm_negative"].numel() > 5
+
+
+def test_lm_rows_and_code_comparison(tmp_path):
+    from safetensors.torch import save_file
+
+    (row,) = report.rows_for("lm", "fp32", [{"seconds": 2.0, "tokens": 10}], [{"seconds": 8.0, "tokens": 10}], "x")
+    assert row.unit == "s/token" and row.ours == [0.2] and row.core == [0.8] and row.ratio() == pytest.approx(0.25)
+    assert row.note == "x; tokens/s (median): ours 5.00, core 1.25"
+    save_file({"codes": torch.tensor([[1.0, 2.0, 3.0]])}, str(tmp_path / "ours_lm_fp32.safetensors"))
+    save_file({"codes": torch.tensor([[1.0, 9.0, 3.0]])}, str(tmp_path / "core_lm_fp32.safetensors"))
+    assert driver.compare_outputs(tmp_path, "lm", "fp32") == "codes: 2 of 3 equal"
+
+
+def test_core_v15_counts_lm_layers_from_the_header(tmp_path):
+    from safetensors.torch import save_file
+    from side_by_side.core_v15 import lm_layer_count
+
+    tensors = {f"text_encoders.qwen3_2b.transformer.model.layers.{i}.mlp.w": torch.zeros(1) for i in range(3)}
+    save_file(tensors, str(tmp_path / "lm.safetensors"))
+    save_file({"vae.w": torch.zeros(1)}, str(tmp_path / "none.safetensors"))
+    assert lm_layer_count(str(tmp_path / "lm.safetensors")) == 3
+    assert lm_layer_count(str(tmp_path / "none.safetensors")) == 0
+
+
+@pytest.fixture(scope="module")
+def ours_v15_worker(tmp_path_factory):
+    from ace_core.v15.bundle import save_v15_all_in_one, tiny_v15_bundle
+    from ace_core.v15.lm.loader import tiny_five_hz_lm
+    from side_by_side.inputs_v15 import make_inputs_v15
+
+    work = tmp_path_factory.mktemp("side_by_side_v15")
+    ckpt = save_v15_all_in_one(tiny_v15_bundle(), work / "tiny15.safetensors", lm=tiny_five_hz_lm().model)
+    inputs = save_inputs(make_inputs_v15(0, 10.0, 16, caption=TAGS, lyrics=LYRICS, vae_seconds=1.0, text_tokens=5,
+                                         lyric_tokens=12), work / "inputs.safetensors")
+    (work / "out").mkdir()
+    args = driver.parse_args(["--quick", "--family", "v15", "--threads", "1"])
+    worker = driver.Worker("ours", driver.worker_argv("ours", args, Path(ckpt), inputs, work / "out"),
+                           driver.child_env(), work / "ours.log")
+    yield worker, args
+    worker.close()
+
+
+def test_ours_v15_worker_runs_every_phase(ours_v15_worker):
+    from safetensors.torch import load_file
+    from side_by_side.families import V15, phase_options
+
+    worker, args = ours_v15_worker
+    hello = worker.call("hello")
+    assert hello["family"] == "v15" and hello["threads"] == 1
+    args.steps, args.lm_tokens = 2, 3
+    results = {}
+    for group, phases in V15.groups.items():
+        assert worker.call("load", group=group, dtype="fp32")["rss"] > 0
+        for phase in phases:
+            results[phase] = worker.call("run", phase=phase, dtype="fp32", save=True,
+                                         options=phase_options(V15, phase, args))
+            assert results[phase]["seconds"] > 0 and Path(results[phase]["saved"]).is_file()
+    text = load_file(results["text_encode"]["saved"])
+    assert text["text_hidden"].shape[-1] == 16 and results["text_encode"]["lyric_tokens"] > 10
+    codes = load_file(results["lm"]["saved"])["codes"]
+    assert codes.shape == (1, 3) and bool(((codes >= 0) & (codes < 64000)).all())
+    assert results["lm"]["tokens"] == 3
+    v = load_file(results["dit_forward"]["saved"])["v"]
+    assert v.shape == (1, 64, 250) and bool(torch.isfinite(v).all())
+    assert len(results["generate"]["step_stamps"]) == 3
+    assert load_file(results["generate"]["saved"])["latent"].shape == (1, 64, 250)
+    assert results["vae_encode"]["audio_seconds"] == pytest.approx(1.0)
+    assert load_file(results["vae_decode"]["saved"])["waveform"].shape == (1, 2, 48000)
+    (row,) = report.rows_for("lm", "fp32", [results["lm"]], [results["lm"]])
+    assert row.unit == "s/token" and row.ratio() == pytest.approx(1.0)

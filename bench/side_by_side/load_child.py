@@ -1,7 +1,7 @@
 """One checkpoint load in a fresh process, as a new user's first load: prints one JSON line.
 
-``python -m side_by_side.load_child --side ours|core --checkpoint FILE [--dtype default|bf16|fp32]
-[--comfy DIR] [--dit-blocks N]``
+``python -m side_by_side.load_child --side ours|core --checkpoint FILE [--family v1|v15]
+[--dtype default|bf16|fp32] [--comfy DIR] [--dit-blocks N]``
 
 * ours: the family adapter picked for the file (``ace_core.family.adapter_for_path``) loads it,
   with our default dtype unless one is forced;
@@ -44,10 +44,20 @@ def load_ours(path: str, dtype):
     return bundle.parameter_bytes()
 
 
-def load_core(path: str, dtype, comfy_dir: str, dit_blocks: int):
-    from .core_v1 import forced, setup_comfy
+def setup_core(family: str, path: str, comfy_dir: str, dit_blocks: int) -> None:
+    """ComfyUI's imports with the CPU forced and the family's patches for a truncated file."""
+    if family == "v15":
+        from .core_v15 import setup_comfy
 
-    setup_comfy(comfy_dir, "cpu", dit_blocks)
+        setup_comfy(comfy_dir, "cpu", path)
+    else:
+        from .core_v1 import setup_comfy
+
+        setup_comfy(comfy_dir, "cpu", dit_blocks)
+
+
+def load_core(path: str, dtype):
+    from .core_v1 import forced
     import comfy.sd
 
     model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(
@@ -59,6 +69,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--side", choices=["ours", "core"], required=True)
     ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--family", default="v1", choices=["v1", "v15"])
     ap.add_argument("--dtype", default="default", choices=["default", "bf16", "fp32"])
     ap.add_argument("--comfy", default="")
     ap.add_argument("--dit-blocks", type=int, default=0)
@@ -68,9 +79,7 @@ def main(argv=None) -> None:
 
     dtype = {"default": None, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     if args.side == "core":  # ComfyUI's imports belong to its start-up, not to the load
-        from .core_v1 import setup_comfy
-
-        setup_comfy(args.comfy, "cpu", args.dit_blocks)
+        setup_core(args.family, args.checkpoint, args.comfy, args.dit_blocks)
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
         import ace_core.family  # noqa: F401
@@ -80,7 +89,7 @@ def main(argv=None) -> None:
     if args.side == "ours":
         weights = load_ours(args.checkpoint, dtype)
     else:
-        weights = load_core(args.checkpoint, dtype, args.comfy, args.dit_blocks)
+        weights = load_core(args.checkpoint, dtype)
     seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": seconds, "import_seconds": imports, "peak_rss": peak_rss(),
                       "rss_before": baseline, "weights": weights, "threads": torch.get_num_threads()}))

@@ -160,11 +160,16 @@ def rows_for(phase: str, dtype: str, ours: Sequence[dict], core: Sequence[dict],
     """Table rows of one phase from each side's per-round result dicts.
 
     ``generate`` gives two rows (the whole run and its median step, "guided_step"); the VAE
-    phases are divided by the audio seconds they handled."""
+    phases are divided by the audio seconds they handled; ``lm`` by the tokens it generated."""
     def base(unit, o, c, row_phase=phase, row_note=note):
         return Row(row_phase, dtype, unit, o, c, _peak(ours), _peak(core), _cpu_ratio(ours), _cpu_ratio(core),
                    row_note)
 
+    if phase == "lm":  # seconds per generated token (prompt prefill included), tokens/s in the note
+        per = lambda rs: [r["seconds"] / r["tokens"] for r in rs if r.get("tokens")]  # noqa: E731
+        rate = lambda rs: fmt_value(summary([r["tokens"] / r["seconds"] for r in rs if r.get("tokens")]))  # noqa: E731
+        extra = f"tokens/s (median): ours {rate(ours)}, core {rate(core)}"
+        return [base("s/token", per(ours), per(core), row_note=f"{note}; {extra}" if note else extra)]
     if phase.startswith("vae_"):
         per = lambda rs: [r["seconds"] / r["audio_seconds"] for r in rs if r.get("audio_seconds")]  # noqa: E731
         return [base("s/audio s", per(ours), per(core))]
