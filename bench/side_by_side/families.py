@@ -69,8 +69,9 @@ V15 = Family(
     default_bytes={"ours": {"text": 2, "lm": 2, "dit": 2, "vae": 4},
                    "core": {"text": 2, "lm": 2, "dit": 4, "vae": 4}},
     compared=("text_encode", "dit_forward", "generate", "vae_decode", "lm"),
-    notes={"text_encode": "Qwen3-0.6B caption states + lyric embeddings (core's node, LM off); "
-                          "core's GB include the 5 Hz LM its CLIP always loads",
+    notes={"text_encode": "Qwen3-0.6B caption states + lyric embeddings (core's node, LM off); core's GB "
+                          "include the 5 Hz LM its CLIP always loads; prompts differ (ours: upstream's instruction, "
+                          "core: its own template), so the states do too",
            "dit_forward": "one turbo call, batch 1 (no CFG): condition encoder + decoder, core's forward",
            "lm": "audio codes, greedy, CFG 2 (batch 2); core computes in fp32 on a CPU whatever the weights"},
     full_blocks=24,
