@@ -5,6 +5,7 @@ table are right. No ComfyUI needed (the core worker is exercised only by the ben
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,19 @@ def test_driver_options():
 
 
 # --- our worker over its protocol, on a tiny model -------------------------------------------------
+@contextmanager
+def _ours_worker(work: Path, ckpt, inputs: Path, argv: list):
+    """Our worker process on ``ckpt`` and ``inputs`` (outputs and log under ``work``), closed on exit."""
+    (work / "out").mkdir()
+    args = driver.parse_args(argv)
+    worker = driver.Worker("ours", driver.worker_argv("ours", args, Path(ckpt), inputs, work / "out"),
+                           driver.child_env(), work / "ours.log")
+    try:
+        yield worker, args
+    finally:
+        worker.close()
+
+
 @pytest.fixture(scope="module")
 def ours_worker(tmp_path_factory):
     from ace_core.v1.testing import write_tiny_checkpoint
@@ -119,12 +133,8 @@ def ours_worker(tmp_path_factory):
     work = tmp_path_factory.mktemp("side_by_side")
     ckpt = write_tiny_checkpoint(work / "tiny.safetensors", "comfy")
     inputs = save_inputs(make_inputs(0, 1.0, text_tokens=5, lyric_tokens=12, text_dim=32), work / "inputs.safetensors")
-    (work / "out").mkdir()
-    args = driver.parse_args(["--quick", "--threads", "1"])
-    worker = driver.Worker("ours", driver.worker_argv("ours", args, Path(ckpt), inputs, work / "out"),
-                           driver.child_env(), work / "ours.log")
-    yield worker, work
-    worker.close()
+    with _ours_worker(work, ckpt, inputs, ["--quick", "--threads", "1"]) as (worker, _):
+        yield worker, work
 
 
 def test_ours_worker_runs_every_phase(ours_worker):
@@ -252,12 +262,8 @@ def ours_v15_worker(tmp_path_factory):
     ckpt = save_v15_all_in_one(tiny_v15_bundle(), work / "tiny15.safetensors", lm=tiny_five_hz_lm().model)
     inputs = save_inputs(make_inputs_v15(0, 10.0, 16, caption=TAGS, lyrics=LYRICS, vae_seconds=1.0, text_tokens=5,
                                          lyric_tokens=12), work / "inputs.safetensors")
-    (work / "out").mkdir()
-    args = driver.parse_args(["--quick", "--family", "v15", "--threads", "1"])
-    worker = driver.Worker("ours", driver.worker_argv("ours", args, Path(ckpt), inputs, work / "out"),
-                           driver.child_env(), work / "ours.log")
-    yield worker, args
-    worker.close()
+    with _ours_worker(work, ckpt, inputs, ["--quick", "--family", "v15", "--threads", "1"]) as (worker, args):
+        yield worker, args
 
 
 def test_ours_v15_worker_runs_every_phase(ours_v15_worker):

@@ -21,11 +21,10 @@ Runs on the CPU unless ``--device cuda`` (then ComfyUI picks the GPU as usual).
 from __future__ import annotations
 
 import sys
-import time
 
 import torch
 
-from .worker_base import PhaseWorker
+from .core_base import CoreWorker
 
 ACE_BLOCKS = 24
 
@@ -75,9 +74,9 @@ def load_vae(path: str, dtype=None):
     return comfy.sd.VAE(sd=vae_sd, dtype=dtype)
 
 
-class CoreV1(PhaseWorker):
-    side = "core"
+class CoreV1(CoreWorker):
     family = "v1"
+    sample_rate = 44100
 
     def __init__(self, args):
         super().__init__(args)
@@ -101,13 +100,6 @@ class CoreV1(PhaseWorker):
         else:
             raise ValueError(f"unknown group {group!r}")
 
-    def release(self) -> None:
-        import comfy.model_management as mm
-
-        self.model = self.clip = self.vae = None
-        mm.unload_all_models()
-        mm.soft_empty_cache()
-
     # -- phases --------------------------------------------------------------------------------------
     def phase_text_encode(self, dtype, tags: str = "", lyrics: str = ""):
         def run():
@@ -119,11 +111,6 @@ class CoreV1(PhaseWorker):
                     "text_tokens": int(states.shape[1]), "lyric_tokens": int(ids.shape[-1])}
 
         return run
-
-    def _inference_dtype(self):
-        model = self.model.model
-        get = getattr(model, "get_dtype_inference", None)
-        return get() if get is not None else model.get_dtype()
 
     def phase_dit_forward(self, dtype):
         dm = self.model.model.diffusion_model
@@ -144,46 +131,12 @@ class CoreV1(PhaseWorker):
         return run
 
     def phase_generate(self, dtype, steps: int = 8, cfg: float = 5.0, seed: int = 0):
-        import comfy.sample
-
         text = self.inputs["text_states"]
         ids = self.inputs["lyric_ids"]
         positive = [[text, {"pooled_output": None, "conditioning_lyrics": ids, "lyrics_strength": 1.0}]]
         negative = [[torch.zeros_like(text), {"pooled_output": None, "conditioning_lyrics": torch.zeros_like(ids),
                                               "lyrics_strength": 1.0}]]
-        noise = self.inputs["noise"]
-
-        def run():
-            stamps = [time.perf_counter()]
-
-            def tick(step, x0, x, total):
-                self.sync()
-                stamps.append(time.perf_counter())
-
-            out = comfy.sample.sample(self.model, noise, steps, cfg, "euler", "simple", positive, negative,
-                                      torch.zeros_like(noise), denoise=1.0, callback=tick, disable_pbar=True,
-                                      seed=seed)
-            return {"outputs": {"latent": out}, "step_stamps": stamps}
-
-        return run
-
-    def phase_vae_encode(self, dtype):
-        wave = self.inputs["waveform"]  # (B, C, L) at 44.1 kHz
-
-        def run():
-            latent = self.vae.encode(wave.movedim(1, -1))
-            return {"outputs": {"latent": latent}, "audio_seconds": wave.shape[-1] / 44100}
-
-        return run
-
-    def phase_vae_decode(self, dtype):
-        latent = self.inputs["latent"]
-
-        def run():
-            wave = self.vae.decode(latent).movedim(-1, 1)  # (B, C, L)
-            return {"outputs": {"waveform": wave}, "audio_seconds": wave.shape[-1] / 44100}
-
-        return run
+        return self._ksampler_run(positive, negative, steps, cfg, seed)
 
 
 WORKER = CoreV1

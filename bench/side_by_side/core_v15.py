@@ -24,13 +24,12 @@ from __future__ import annotations
 import json
 import re
 import struct
-import time
 
 import torch
 
 from .core_v1 import forced, load_vae
 from .core_v1 import setup_comfy as setup_comfy_base
-from .worker_base import PhaseWorker
+from .core_base import CoreWorker
 
 LM_LAYERS = 28
 LM_LAYER_KEY = re.compile(r"^text_encoders\.qwen3_2b\.transformer\.model\.layers\.(\d+)\.")
@@ -68,9 +67,9 @@ def setup_comfy(comfy_dir: str, device: str = "cpu", checkpoint: str | None = No
         llama._aceforge_bench_lm_layers = layers
 
 
-class CoreV15(PhaseWorker):
-    side = "core"
+class CoreV15(CoreWorker):
     family = "v15"
+    sample_rate = 48000
 
     def __init__(self, args):
         super().__init__(args)
@@ -95,13 +94,6 @@ class CoreV15(PhaseWorker):
         else:
             raise ValueError(f"unknown group {group!r}")
 
-    def release(self) -> None:
-        import comfy.model_management as mm
-
-        self.model = self.clip = self.vae = None
-        mm.unload_all_models()
-        mm.soft_empty_cache()
-
     # -- phases --------------------------------------------------------------------------------------
     def phase_text_encode(self, dtype, tags: str = "", lyrics: str = "", duration: float = 30.0, bpm: int = 120,
                           keyscale: str = "C major", timesignature: str = "4", language: str = "en"):
@@ -115,11 +107,6 @@ class CoreV15(PhaseWorker):
                     "text_tokens": int(states.shape[1]), "lyric_tokens": int(lyric.shape[1])}
 
         return run
-
-    def _inference_dtype(self):
-        model = self.model.model
-        get = getattr(model, "get_dtype_inference", None)
-        return get() if get is not None else model.get_dtype()
 
     def _silence(self, frames: int):
         from comfy.ldm.ace.ace_step15 import get_silence_latent
@@ -142,44 +129,10 @@ class CoreV15(PhaseWorker):
         return run
 
     def phase_generate(self, dtype, steps: int = 8, seed: int = 0, **_):
-        import comfy.sample
-
         text, lyric = self.inputs["text_hidden"], self.inputs["lyric_hidden"]
         positive = [[text, {"pooled_output": None, "conditioning_lyrics": lyric}]]
         negative = [[torch.zeros_like(text), {"pooled_output": None, "conditioning_lyrics": torch.zeros_like(lyric)}]]
-        noise = self.inputs["noise"]
-
-        def run():
-            stamps = [time.perf_counter()]
-
-            def tick(step, x0, x, total):
-                self.sync()
-                stamps.append(time.perf_counter())
-
-            out = comfy.sample.sample(self.model, noise, steps, 1.0, "euler", "simple", positive, negative,
-                                      torch.zeros_like(noise), denoise=1.0, callback=tick, disable_pbar=True,
-                                      seed=seed)
-            return {"outputs": {"latent": out}, "step_stamps": stamps}
-
-        return run
-
-    def phase_vae_encode(self, dtype):
-        wave = self.inputs["waveform"]  # (B, C, L) at 48 kHz
-
-        def run():
-            latent = self.vae.encode(wave.movedim(1, -1))
-            return {"outputs": {"latent": latent}, "audio_seconds": wave.shape[-1] / 48000}
-
-        return run
-
-    def phase_vae_decode(self, dtype):
-        latent = self.inputs["latent"]
-
-        def run():
-            wave = self.vae.decode(latent).movedim(-1, 1)  # (B, C, L)
-            return {"outputs": {"waveform": wave}, "audio_seconds": wave.shape[-1] / 48000}
-
-        return run
+        return self._ksampler_run(positive, negative, steps, 1.0, seed)  # cfg 1: turbo
 
     def phase_lm(self, dtype, tokens: int = 32, cfg: float = 2.0, seed: int = 0):
         from comfy.text_encoders.ace15 import generate_audio_codes

@@ -16,7 +16,6 @@ resident twice. Phases:
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -131,12 +130,7 @@ class OursV1(PhaseWorker):
         noise = self.inputs["noise"]
 
         def run():
-            stamps = [time.perf_counter()]
-
-            def tick(done, total):
-                self.sync()
-                stamps.append(time.perf_counter())
-
+            stamps, tick = self.step_clock()
             out = pipeline.generate(self.bundle, cond, None, latent=torch.zeros_like(noise), seed=seed,
                                     settings=settings, noise=noise, progress=tick)
             return {"outputs": {"latent": out}, "step_stamps": stamps}

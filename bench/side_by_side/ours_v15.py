@@ -20,7 +20,6 @@ and upstream use its first 750 frames), so both sides compute the same thing.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -143,12 +142,7 @@ class OursV15(PhaseWorker):
         settings = SamplerSettings15(steps=steps, shift=shift, dcw=False, method="ode")
 
         def run():
-            stamps = [time.perf_counter()]
-
-            def tick(done, total):
-                self.sync()
-                stamps.append(time.perf_counter())
-
+            stamps, tick = self.step_clock()
             out = generate(self.module, text, kind="turbo", frames=frames, seed=seed, settings=settings,
                            refer=refer, progress=tick)
             return {"outputs": {"latent": out}, "step_stamps": stamps}

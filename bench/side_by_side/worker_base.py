@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -65,6 +66,18 @@ class PhaseWorker:
     def sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+    def step_clock(self):
+        """``(stamps, tick)``: ``tick(*_)`` (any sampler callback) syncs and appends the time to
+        ``stamps``, which starts with the time of this call; ``generate`` returns them as
+        ``step_stamps``."""
+        stamps = [time.perf_counter()]
+
+        def tick(*_) -> None:
+            self.sync()
+            stamps.append(time.perf_counter())
+
+        return stamps, tick
 
     def tensor(self, name: str, dtype=None) -> torch.Tensor:
         t = self.inputs[name]
