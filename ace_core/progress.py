@@ -46,21 +46,11 @@ def interrupt_points(modules: Iterable, progress: Optional[ProgressHook]) -> Ite
     """Within the block, ``progress.check_interrupt()`` (when the hook has one: ComfyUI's does)
     runs after the forward of every weight-holding layer inside ``modules``, so a long window (a VAE
     stage) can be cancelled mid-way; the progress itself is still reported by the caller."""
-    check = getattr(progress, "check_interrupt", None)
-    handles = []
-
-    def after(module, args, output) -> None:
-        check()
-
-    try:
-        if check is not None:
-            for root in modules:
-                handles += [m.register_forward_hook(after) for m in root.modules()
-                            if next(m.parameters(recurse=False), None) is not None]
+    layers = []
+    if getattr(progress, "check_interrupt", None) is not None:
+        layers = [m for root in modules for m in root.modules() if next(m.parameters(recurse=False), None) is not None]
+    with block_interrupts(layers, progress):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextmanager

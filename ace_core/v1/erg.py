@@ -71,7 +71,8 @@ def erg_lyric_modules(dit: nn.Module, l_min: int = 4, l_max: int = 6) -> List[nn
     return [enc[i].self_attn.linear_q for i in _indexed(enc, l_min, l_max)]
 
 
-def erg_text_modules(text_encoder: nn.Module, l_min: int = 8, l_max: int = 10) -> List[nn.Module]:
+def erg_text_modules(text_encoder: nn.Module, l_min: int = ERG_TEXT_BLOCKS[0],
+                     l_max: int = ERG_TEXT_BLOCKS[1]) -> List[nn.Module]:
     """UMT5 ``encoder.block[l_min..l_max-1].layer[0].SelfAttention.q`` (existing blocks)."""
     blocks = getattr(getattr(text_encoder, "encoder", None), "block", None)
     return [blocks[i].layer[0].SelfAttention.q for i in _indexed(blocks, l_min, l_max)]
@@ -93,7 +94,8 @@ def erg_lyric(dit: nn.Module, tau: float = ERG_TAU, l_min: int = 4, l_max: int =
 
 
 @contextmanager
-def erg_text(text_encoder: nn.Module, tau: float = ERG_TAU, l_min: int = 8, l_max: int = 10, rows: Rows = None):
+def erg_text(text_encoder: nn.Module, tau: float = ERG_TAU, l_min: int = ERG_TEXT_BLOCKS[0],
+             l_max: int = ERG_TEXT_BLOCKS[1], rows: Rows = None):
     """Weaken UMT5 self-attention queries of blocks 8–9 (the ERG "tag" null text embedding);
     ``rows``: only those batch rows (see ``UMT5Encoder.forward(fork_at=...)``)."""
     with temperature_hooks(erg_text_modules(text_encoder, l_min, l_max), tau, rows) as n:

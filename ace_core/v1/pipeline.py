@@ -334,11 +334,10 @@ def encode_conditioning(bundle, tags: str, lyrics: str, lyrics_strength: float =
     text_ids, text_mask = bundle.text_tokenizer([tags], max_length=256)  # (1, S_txt) each
     device = _param(bundle.text_encoder).device
     text_ids, text_mask = text_ids.to(device), text_mask.to(device)
-    first, last = ERG_TEXT_BLOCKS
-    fork = min(first, len(bundle.text_encoder.encoder.block))  # a small model without blocks 8-9: ERG = plain
+    fork = min(ERG_TEXT_BLOCKS[0], len(bundle.text_encoder.encoder.block))  # no blocks 8-9: ERG = plain
     # one pass: the blocks before the softened ones run once, then row 0 plain and row 1 ERG
     with layer_progress(bundle.text_encoder.encoder.block, progress), \
-            erg_text(bundle.text_encoder, l_min=first, l_max=last, rows=[slice(1, 2)]):
+            erg_text(bundle.text_encoder, rows=[slice(1, 2)]):
         both = bundle.text_encoder(text_ids, text_mask, fork_at=fork).float().cpu()  # (2, S_txt, D_txt)
     states, erg_states = both[:1], both[1:]
     return TextConditioning(
